@@ -1,0 +1,57 @@
+# Hitmetrix: `make run` starts it with a self-recording demo site; `make test` runs every test.
+# Both install what they need on a fresh Debian machine (Python venv, npm packages, Chromium).
+
+VENV      ?= .venv
+DATA_DIR  ?= ./data
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+PY        := $(VENV)/bin/python
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TRACKER   := hitmetrix/web/static/hm.js
+
+.PHONY: run test lint bench install tracker system-deps chromium clean
+
+run: install
+	$(VENV)/bin/hitmetrix serve --demo --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
+
+test: install chromium lint
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check hitmetrix tests bench
+	$(VENV)/bin/mypy hitmetrix
+	cd tracker && npm run --silent typecheck
+
+bench: install chromium
+	@command -v wrk >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+install: $(VENV)/.installed $(TRACKER)
+
+tracker: $(TRACKER)
+
+# Debian packages the build needs, installed only when missing.
+system-deps:
+	@command -v python3 >/dev/null && python3 -m venv --help >/dev/null 2>&1 || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y python3 python3-venv python3-dev)
+	@command -v npm >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm)
+
+chromium:
+	@[ -x /usr/bin/chromium ] || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+
+$(VENV)/.installed: requirements.lock pyproject.toml | system-deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.lock
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+tracker/node_modules/.installed: tracker/package.json tracker/package-lock.json | system-deps
+	cd tracker && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(TRACKER): tracker/node_modules/.installed tracker/build.mjs $(wildcard tracker/src/*.ts)
+	cd tracker && npm run --silent build
+
+clean:
+	rm -rf $(VENV) tracker/node_modules tracker/dist $(TRACKER)

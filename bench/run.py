@@ -1,0 +1,206 @@
+"""Benchmarks: events/s end to end (HTTP → spool → store) and recorded bytes per minute.
+
+Run with `make bench`. Starts a real server on 127.0.0.1, drives it with wrk
+(50-event batches, ~22 KB each), waits until every acknowledged event is in
+the store, then records a scripted visit of the demo site in real Chromium.
+Results are printed and written to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hitmetrix.store.meta import MetaStore
+from tests.support import ServerProcess, make_batch, wait_for
+
+HERE = Path(__file__).resolve().parent
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open("{body}", "rb"):read("*a")
+"""
+
+
+def realistic_batch() -> dict:
+    batch = make_batch(events=50)
+    for i, event in enumerate(batch["events"]):
+        event.update(
+            type="click" if i % 3 else "pageview",
+            title="Blue mug — Demo shop, the finest mugs in the whole wide world",
+            referrer="https://search.example/?q=blue+mug+with+a+long+query+string&utm_source=newsletter",
+            selector=f"body > main#view > div.product:nth-of-type({i % 7}) > button.buy.primary",
+            tag="button",
+            text="Add to cart",
+            x=100 + i,
+            y=200 + i,
+            vw=1280,
+            vh=800,
+            props={
+                "product": f"sku-{i:05d}",
+                "price": 12.5,
+                "currency": "EUR",
+                "list": "home",
+                "position": i,
+                "campaign": "winter-sale-2026",
+                "experiment": {"id": "exp-42", "variant": "b"},
+                "description": "x" * 180,
+            },
+        )
+    return batch
+
+
+def run_wrk(url: str, body_path: Path, seconds: int, connections: int) -> dict:
+    script = body_path.with_suffix(".lua")
+    script.write_text(LUA.format(body=body_path))
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    latency = re.search(r"Latency\s+(\S+)", out)
+    return {
+        "requests": total,
+        "acked": total - (int(non2xx.group(1)) if non2xx else 0),
+        "socket_errors": errors.group(1) if errors else "",
+        "mean_latency": latency.group(1) if latency else "",
+        "raw": out,
+    }
+
+
+def bench_throughput(work: Path, seconds: int, connections: int) -> dict:
+    data_dir = work / "data"
+    meta = MetaStore("", data_dir)
+    project = meta.create_project("bench", ip_anonymisation="truncate")
+    meta.close()
+    server = ServerProcess(
+        data_dir, demo=False, env={"HITMETRIX_RATE_LIMIT_RPS": "1000000", "HITMETRIX_RATE_LIMIT_BURST": "1000000"}
+    )
+    server.start()
+    try:
+        batch = realistic_batch()
+        body = work / "batch.json"
+        body.write_bytes(json.dumps(batch).encode())
+        started = time.monotonic()
+        result = run_wrk(f"{server.url}/api/v1/batch?key={project.public_key}", body, seconds, connections)
+        capture_s = time.monotonic() - started
+        expected = result["acked"] * 50
+
+        def stored() -> int:
+            rows = server.api(f"/api/v1/projects/{project.id}/sessions?limit=1").json()["sessions"]
+            return int(rows[0]["events"]) if rows else 0
+
+        wait_for(lambda: stored() >= expected, 300, 0.2, what="all acknowledged events stored")
+        total_s = time.monotonic() - started
+        assert stored() == expected, (stored(), expected)
+    finally:
+        server.stop()
+    return {
+        "batch_bytes": body.stat().st_size,
+        "events_per_batch": 50,
+        "connections": connections,
+        "duration_s": seconds,
+        "requests_per_s": round(result["requests"] / capture_s),
+        "acked_events_per_s": round(expected / capture_s),
+        "end_to_end_events_per_s": round(expected / total_s),
+        "events_stored": expected,
+        "non_2xx": result["requests"] - result["acked"],
+        "socket_errors": result["socket_errors"],
+        "mean_latency": result["mean_latency"],
+    }
+
+
+def bench_recording(work: Path, seconds: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    server = ServerProcess(work / "rec-data", demo=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server.url + "/demo/")
+            page.wait_for_function("() => window.hitmetrix && window.hitmetrix.sessionId")
+            session_id = page.evaluate("() => window.hitmetrix.sessionId()")
+            started = time.monotonic()
+            i = 0
+            # A scripted, busy visitor: navigation, typing, mouse movement and scrolling, non-stop.
+            while time.monotonic() - started < seconds:
+                i += 1
+                page.click("#nav-products")
+                page.click(f"#buy-{i % 3}")
+                page.mouse.move(100 + i % 400, 200 + i % 300, steps=10)
+                page.click("#nav-signup")
+                page.fill("#name", f"visitor {i}")
+                page.type("#bio", "hello there", delay=20)
+                page.click("#nav-home")
+                page.mouse.wheel(0, 600)
+                page.mouse.wheel(0, -600)
+            duration_s = time.monotonic() - started
+            page.goto("about:blank")
+            browser.close()
+        pid = next(p["id"] for p in server.api("/api/v1/projects").json() if p["name"] == "demo")
+
+        def chunks() -> list[dict]:
+            r = server.api(f"/api/v1/projects/{pid}/sessions/{session_id}")
+            return r.json()["recording_chunks"] if r.status_code == 200 else []
+
+        wait_for(lambda: chunks() and chunks()[-1]["last_ts"] >= 0, 60, 0.2, what="recording stored")
+        time_loaded = chunks()
+    finally:
+        server.stop()
+    minutes = duration_s / 60
+    raw = sum(c["raw_bytes"] for c in time_loaded)
+    stored = sum(c["bytes"] for c in time_loaded)
+    return {
+        "visit_s": round(duration_s, 1),
+        "loops": i,
+        "chunks": len(time_loaded),
+        "raw_kib_per_min": round(raw / 1024 / minutes, 1),
+        "stored_kib_per_min": round(stored / 1024 / minutes, 1),
+        "compression": round(raw / stored, 2) if stored else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=20, help="wrk duration")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--visit-seconds", type=int, default=60, help="length of the recorded demo visit")
+    parser.add_argument("--skip-recording", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is missing: `make bench` installs it (Debian package wrk)", file=sys.stderr)
+        return 2
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "cores": __import__("os").cpu_count()}
+    size = json.loads((HERE.parent / "tracker" / "dist" / "size.json").read_text())
+    results["tracker"] = size
+    with tempfile.TemporaryDirectory(prefix="hm-bench-") as tmp:
+        results["throughput"] = bench_throughput(Path(tmp), args.seconds, args.connections)
+        print(json.dumps(results["throughput"], indent=2), flush=True)
+        if not args.skip_recording:
+            results["recording"] = bench_recording(Path(tmp), args.visit_seconds)
+            print(json.dumps(results["recording"], indent=2), flush=True)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    print(f"tracker: {size['gzip_bytes']} bytes gzipped")
+    print(f"end to end: {results['throughput']['end_to_end_events_per_s']} events/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

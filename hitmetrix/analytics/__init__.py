@@ -1,0 +1,1 @@
+"""Queries over the store: sessions now; funnels, retention, paths, heatmaps later."""

@@ -1,0 +1,38 @@
+"""What the capture endpoint needs from the rest of the application, injected in one object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from hitmetrix.settings import Settings
+
+
+class CaptureProject(Protocol):
+    """The few project facts capture uses; ``hitmetrix.store.meta.Project`` provides them."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def ip_anonymisation(self) -> str: ...  # none | truncate | hash
+
+    @property
+    def ip_hash_key(self) -> str: ...
+
+    def origins(self) -> list[str]: ...  # empty: any origin
+
+
+@dataclass(frozen=True)
+class CaptureContext:
+    settings: Settings
+    # Public key -> project, or None when unknown. Called on every request: make it a cached lookup.
+    resolve_project: Callable[[str], CaptureProject | None]
+    # Appends one encoded StoredBatch; returns once it is durable.
+    spool_append: Callable[[bytes], Awaitable[None]]
+    # Exceptions (from spool_append or resolve_project) meaning "cannot take writes now": 503 + Retry-After.
+    unavailable_errors: tuple[type[BaseException], ...] = ()
+    clock: Callable[[], float] = time.time  # wall clock, seconds since the epoch: received_at
+    monotonic: Callable[[], float] = time.monotonic  # rate limiting

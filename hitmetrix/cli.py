@@ -1,0 +1,115 @@
+"""The `hitmetrix` command: parses arguments and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hitmetrix.settings import SETTINGS, Settings, load_settings
+from hitmetrix.store.meta import IP_ANONYMISATION, MetaStore
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    for s in SETTINGS:
+        if only is not None and s.name not in only:
+            continue
+        flag = "--" + s.name.replace("_", "-")
+        if s.type is bool:
+            parser.add_argument(flag, dest=s.name, action=argparse.BooleanOptionalAction, default=None, help=s.help)
+        else:
+            parser.add_argument(flag, dest=s.name, default=None, help=f"{s.help} (default: {s.default})")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    names = {s.name for s in SETTINGS}
+    return load_settings({k: v for k, v in vars(args).items() if k in names})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hitmetrix", description="Behaviour analytics and session recording.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (capture, loader, API, dashboard)")
+    _add_setting_flags(serve)
+
+    project = sub.add_parser("project", help="manage projects")
+    project_sub = project.add_subparsers(dest="project_command", required=True)
+    create = project_sub.add_parser("create", help="create a project; prints its key and script tag")
+    create.add_argument("name")
+    create.add_argument("--ip-anonymisation", choices=IP_ANONYMISATION, default="truncate")
+    create.add_argument("--allowed-origin", action="append", default=[], help="origin allowed to send (repeatable)")
+    create.add_argument("--base-url", default="http://127.0.0.1:8000", help="where Hitmetrix is reachable")
+    _add_setting_flags(create, ("data_dir", "metadata_url"))
+    plist = project_sub.add_parser("list", help="list projects")
+    _add_setting_flags(plist, ("data_dir", "metadata_url"))
+
+    sessions = sub.add_parser("sessions", help="list recent sessions of a project")
+    sessions.add_argument("--project", default="1", help="project id")
+    sessions.add_argument("--limit", type=int, default=20)
+    _add_setting_flags(sessions, ("data_dir", "metadata_url"))
+
+    session = sub.add_parser("session", help="dump one session's events (or its rrweb recording)")
+    session.add_argument("session_id")
+    session.add_argument("--project", default="1", help="project id")
+    session.add_argument("--recording", action="store_true", help="print the rrweb events instead")
+    _add_setting_flags(session, ("data_dir", "metadata_url"))
+
+    get = sub.add_parser("get", help="GET one API path (from the running server, or in process)")
+    get.add_argument("path")
+    _add_setting_flags(get, ("data_dir", "metadata_url"))
+    return parser
+
+
+def _print(body: Any) -> None:
+    print(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = _settings(args)
+    if args.command == "serve":
+        from hitmetrix.web.server import serve
+
+        serve(settings)
+        return 0
+    if args.command == "project":
+        meta = MetaStore(settings.metadata_url, Path(settings.data_dir))
+        if args.project_command == "create":
+            p = meta.create_project(args.name, args.ip_anonymisation, "\n".join(args.allowed_origin))
+            base = args.base_url.rstrip("/")
+            print(f"project {p.id} '{p.name}'\nkey: {p.public_key}")
+            print(f'script tag: <script async src="{base}/hm.js" data-key="{p.public_key}"></script>')
+        else:
+            for p in meta.projects():
+                print(f"{p.id}\t{p.name}\t{p.public_key}\tip={p.ip_anonymisation}")
+        return 0
+
+    from hitmetrix.web.server import request
+
+    if args.command == "sessions":
+        path = f"/api/v1/projects/{args.project}/sessions?limit={args.limit}"
+    elif args.command == "session":
+        suffix = "/recording" if args.recording else ""
+        path = f"/api/v1/projects/{args.project}/sessions/{args.session_id}{suffix}"
+    else:
+        path = args.path
+    status, body = request(settings, path)
+    if status >= 400:
+        print(f"error {status}: {body.get('error') if isinstance(body, dict) else body}", file=sys.stderr)
+        return 1
+    if args.command == "sessions":
+        for s in body["sessions"]:
+            print(
+                f"{s['session_id']}\t{s['started_at']}\t{s['duration_ms'] / 1000:.1f}s\t"
+                f"pages={s['pageviews']} clicks={s['clicks']} errors={s['errors']}\t{s['entry_url']}"
+            )
+        return 0
+    _print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The running parts of one Hitmetrix node, composed from settings.
+
+Owns the metadata store, the event store, the blob store, the spool and the
+loader, and starts/stops them in order. The web layer and the CLI use this;
+nothing here imports them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hitmetrix.loader import Loader
+from hitmetrix.settings import Settings
+from hitmetrix.spool import Spool
+from hitmetrix.store.blobs import BlobStore
+from hitmetrix.store.clickhouse import ChdbStore, EventStore
+from hitmetrix.store.meta import MetaStore, Project
+
+log = logging.getLogger(__name__)
+
+DEMO_PROJECT = "demo"
+
+
+class ProjectCache:
+    """Public key → project, cached so capture does not hit SQL per request.
+
+    Unknown keys are remembered briefly too, so a flood of bad keys costs no queries.
+    """
+
+    def __init__(self, meta: MetaStore, ttl_s: float = 10.0, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+        self._meta = meta
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Project | None]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, public_key: str) -> Project | None:
+        now = self._clock()
+        entry = self._entries.get(public_key)
+        if entry is not None and now - entry[0] < self._ttl_s:
+            return entry[1]
+        project = self._meta.project_by_key(public_key)
+        with self._lock:
+            if len(self._entries) > 100_000:
+                self._entries.clear()
+            self._entries[public_key] = (now, project)
+        return project
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    meta: MetaStore
+    store: EventStore
+    blobs: BlobStore
+    spool: Spool
+    loader: Loader
+    projects: ProjectCache
+    admin_token: str
+    started: bool = field(default=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.settings.data_dir)
+
+    def start(self) -> None:
+        self.spool.add_seal_listener(self.loader.wake)
+        self.spool.start()
+        self.loader.start()
+        self.started = True
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        self.spool.close()
+        self.loader.stop()
+        try:
+            self.loader.load_once()  # what the spool sealed on close
+        except Exception:  # noqa: BLE001 - left in the spool, loaded at the next start
+            log.exception("could not load every sealed segment at shutdown; they stay in the spool")
+        self.store.close()
+        self.meta.close()
+
+    def demo_project(self) -> Project:
+        project = self.meta.project_by_name(DEMO_PROJECT)
+        if project is None:
+            project = self.meta.create_project(DEMO_PROJECT)
+        return project
+
+
+def admin_token_path(data_dir: Path) -> Path:
+    return data_dir / "admin-token"
+
+
+def ensure_admin_token(data_dir: Path) -> str:
+    """A local admin API token, readable only by the data directory's owner; the CLI uses it."""
+    path = admin_token_path(data_dir)
+    if path.exists():
+        return path.read_text().strip()
+    token = "hm_at_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    data_dir = Path(settings.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    meta = MetaStore(settings.metadata_url, data_dir)
+    store = ChdbStore(data_dir / "clickhouse")
+    blobs = BlobStore(data_dir / "recordings")
+    spool = Spool(
+        data_dir / "spool",
+        fsync=settings.spool_fsync,
+        segment_max_bytes=settings.spool_segment_max_bytes,
+        segment_max_age_s=settings.spool_segment_max_age_s,
+    )
+    loader = Loader(
+        spool,
+        store,
+        blobs,
+        max_batch_segments=settings.loader_max_batch_segments,
+        poll_interval_s=settings.loader_poll_interval_s,
+    )
+    return Runtime(
+        settings=settings,
+        meta=meta,
+        store=store,
+        blobs=blobs,
+        spool=spool,
+        loader=loader,
+        projects=ProjectCache(meta),
+        admin_token=ensure_admin_token(data_dir),
+    )

@@ -1,0 +1,100 @@
+"""Metadata (projects and their settings) in SQL via SQLAlchemy: SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+from sqlalchemy import DateTime, String, Text, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+IP_ANONYMISATION = ("none", "truncate", "hash")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    public_key: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # 'none' keeps the address, 'truncate' zeroes the host part (/24, /48),
+    # 'hash' replaces it with a keyed hash (stable per project, not reversible).
+    ip_anonymisation: Mapped[str] = mapped_column(String(16), default="truncate")
+    ip_hash_key: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(32))
+    # Newline-separated origins (scheme://host[:port]); empty allows any origin.
+    allowed_origins: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC))
+
+    def origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.allowed_origins.splitlines() if o.strip()]
+
+
+def new_public_key() -> str:
+    return "hm_pk_" + secrets.token_urlsafe(18)
+
+
+class MetaStore:
+    def __init__(self, url: str, data_dir: Path) -> None:
+        if not url:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{data_dir / 'meta.sqlite3'}"
+        self.engine: Engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_project(self, name: str, ip_anonymisation: str = "truncate", allowed_origins: str = "") -> Project:
+        if ip_anonymisation not in IP_ANONYMISATION:
+            raise ValueError(f"ip_anonymisation must be one of {', '.join(IP_ANONYMISATION)}")
+        with self.sessions.begin() as db:
+            project = Project(
+                name=name,
+                public_key=new_public_key(),
+                ip_anonymisation=ip_anonymisation,
+                allowed_origins=allowed_origins,
+            )
+            db.add(project)
+        return project
+
+    def projects(self) -> list[Project]:
+        with self.sessions() as db:
+            return list(db.scalars(select(Project).order_by(Project.id)))
+
+    def project_by_key(self, public_key: str) -> Project | None:
+        with self.sessions() as db:
+            return db.scalars(select(Project).where(Project.public_key == public_key)).first()
+
+    def project_by_name(self, name: str) -> Project | None:
+        with self.sessions() as db:
+            return db.scalars(select(Project).where(Project.name == name).order_by(Project.id)).first()
+
+    def update_project(self, project_id: int, **fields: str) -> Project:
+        with self.sessions.begin() as db:
+            project = db.get(Project, project_id)
+            if project is None:
+                raise KeyError(project_id)
+            for key, value in fields.items():
+                if key == "ip_anonymisation" and value not in IP_ANONYMISATION:
+                    raise ValueError(f"ip_anonymisation must be one of {', '.join(IP_ANONYMISATION)}")
+                setattr(project, key, value)
+        return project
+
+    def db(self) -> Session:
+        return self.sessions()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

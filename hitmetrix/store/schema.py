@@ -1,0 +1,114 @@
+"""The ClickHouse schema, declared once.
+
+Column lists are shared with the loader, which builds Arrow tables in exactly
+this order. Plain ClickHouse SQL only: the same DDL runs on chDB and on a
+ClickHouse server.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+DATABASE = "hitmetrix"
+
+_TS = pa.timestamp("ms", tz="UTC")
+
+# (name, ClickHouse type with codec, Arrow type)
+EVENT_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
+    ("project_id", "UInt32", pa.uint32()),
+    ("ts", "DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))", _TS),
+    ("session_id", "String CODEC(ZSTD(1))", pa.string()),
+    ("event_id", "UUID", pa.string()),
+    ("type", "LowCardinality(String)", pa.string()),
+    ("name", "LowCardinality(String)", pa.string()),
+    ("client_ts", "DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))", _TS),
+    ("received_at", "DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))", _TS),
+    ("anonymous_id", "String CODEC(ZSTD(1))", pa.string()),
+    ("user_id", "String CODEC(ZSTD(1))", pa.string()),
+    ("url", "String CODEC(ZSTD(1))", pa.string()),
+    ("path", "String CODEC(ZSTD(1))", pa.string()),
+    ("referrer", "String CODEC(ZSTD(1))", pa.string()),
+    ("title", "String CODEC(ZSTD(1))", pa.string()),
+    ("selector", "String CODEC(ZSTD(1))", pa.string()),
+    ("tag", "LowCardinality(String)", pa.string()),
+    ("text", "String CODEC(ZSTD(1))", pa.string()),
+    ("x", "Int32", pa.int32()),
+    ("y", "Int32", pa.int32()),
+    ("viewport_w", "UInt16", pa.uint16()),
+    ("viewport_h", "UInt16", pa.uint16()),
+    ("props", "String CODEC(ZSTD(3))", pa.string()),
+    ("ip", "String CODEC(ZSTD(1))", pa.string()),
+    ("country", "LowCardinality(String)", pa.string()),
+    ("asn", "UInt32", pa.uint32()),
+    ("as_org", "LowCardinality(String)", pa.string()),
+    ("browser", "LowCardinality(String)", pa.string()),
+    ("browser_version", "LowCardinality(String)", pa.string()),
+    ("os", "LowCardinality(String)", pa.string()),
+    ("os_version", "LowCardinality(String)", pa.string()),
+    ("device_type", "LowCardinality(String)", pa.string()),
+    ("user_agent", "String CODEC(ZSTD(3))", pa.string()),
+    ("batch_id", "String CODEC(ZSTD(1))", pa.string()),
+    ("segment_id", "UInt64", pa.uint64()),
+)
+
+RECORDING_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
+    ("project_id", "UInt32", pa.uint32()),
+    ("session_id", "String", pa.string()),
+    ("seq", "UInt32", pa.uint32()),
+    ("first_ts", "DateTime64(3, 'UTC')", _TS),
+    ("last_ts", "DateTime64(3, 'UTC')", _TS),
+    ("event_count", "UInt32", pa.uint32()),
+    ("bytes", "UInt32", pa.uint32()),
+    ("raw_bytes", "UInt32", pa.uint32()),
+    ("path", "String", pa.string()),
+    ("received_at", "DateTime64(3, 'UTC')", _TS),
+    ("segment_id", "UInt64", pa.uint64()),
+)
+
+
+def arrow_schema(columns: tuple[tuple[str, str, pa.DataType], ...]) -> pa.Schema:
+    return pa.schema([(name, arrow_type) for name, _, arrow_type in columns])
+
+
+EVENTS_ARROW = arrow_schema(EVENT_COLUMNS)
+RECORDINGS_ARROW = arrow_schema(RECORDING_COLUMNS)
+
+
+def _columns_sql(columns: tuple[tuple[str, str, pa.DataType], ...]) -> str:
+    return ",\n    ".join(f"{name} {ch_type}" for name, ch_type, _ in columns)
+
+
+# Retention: `expires_at` is a TTL column (default: keep for ten years) so a
+# per-project retention can later be set at load time without a schema change.
+# The loader reads this too: it does not load events the TTL would delete at once.
+EVENT_RETENTION_DAYS = 3650
+
+DDL: tuple[str, ...] = (
+    f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.events (
+    {_columns_sql(EVENT_COLUMNS)},
+    expires_at DateTime('UTC') DEFAULT toDateTime(ts) + toIntervalDay({EVENT_RETENTION_DAYS}),
+    INDEX idx_session session_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_user user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_segment segment_id TYPE minmax GRANULARITY 1
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (project_id, toDate(ts), session_id, ts)
+TTL expires_at DELETE
+SETTINGS non_replicated_deduplication_window = 10000""",
+    # Client retries of an already-stored chunk collapse on (project, session, seq).
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.recordings (
+    {_columns_sql(RECORDING_COLUMNS)}
+) ENGINE = ReplacingMergeTree(received_at)
+PARTITION BY toYYYYMM(first_ts)
+ORDER BY (project_id, session_id, seq)
+SETTINGS non_replicated_deduplication_window = 10000""",
+    # The loader's ledger: a segment listed here is fully stored.
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.loaded_segments (
+    segment_id UInt64,
+    loaded_at DateTime64(3, 'UTC'),
+    events UInt32,
+    chunks UInt32
+) ENGINE = ReplacingMergeTree
+ORDER BY segment_id""",
+)

@@ -1,0 +1,99 @@
+"""Build the ASGI app of one Hitmetrix node from a runtime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hitmetrix.capture import CaptureContext, capture_routes, warm_capture
+from hitmetrix.runtime import Runtime
+from hitmetrix.spool import SpoolUnavailableError
+from hitmetrix.web.api import api_routes
+from hitmetrix.web.openapi import docs_page, openapi_document
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+DEMO_DIR = Path(__file__).parent / "demo"
+TRACKER_PATH = STATIC_DIR / "hm.js"
+
+
+def build_app(runtime: Runtime) -> Starlette:
+    capture = CaptureContext(
+        settings=runtime.settings,
+        resolve_project=runtime.projects,
+        spool_append=runtime.spool.append,
+        unavailable_errors=(SpoolUnavailableError,),
+    )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "loader_lag_segments": len(runtime.spool.sealed_segments())})
+
+    async def tracker(request: Request) -> Response:
+        if not TRACKER_PATH.exists():
+            return JSONResponse({"error": "tracker not built: run `make tracker`"}, 503)
+        return FileResponse(
+            TRACKER_PATH,
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+        )
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    async def api_docs(request: Request) -> Response:
+        return HTMLResponse(docs_page())
+
+    routes: list[Route | Mount] = [
+        Route("/healthz", health),
+        Route("/hm.js", tracker),
+        Route("/api/openapi.json", openapi),
+        Route("/api/docs", api_docs),
+        *capture_routes(capture),
+        *api_routes(runtime),
+    ]
+    if runtime.settings.demo:
+        routes += demo_routes(runtime)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(warm_capture, runtime.settings)
+        if not runtime.started:
+            runtime.start()
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def demo_routes(runtime: Runtime) -> list[Route | Mount]:
+    """The self-recording demo shop: every page loads the tracker with the demo project's key."""
+    key = runtime.demo_project().public_key
+    pages = {name: (DEMO_DIR / name).read_text().replace("{{HM_KEY}}", key) for name in ("index.html", "about.html")}
+
+    async def page(request: Request) -> Response:
+        rest = request.path_params.get("rest", "")
+        name = "about.html" if rest == "about.html" else "index.html"
+        return HTMLResponse(pages[name])
+
+    async def to_demo(request: Request) -> Response:
+        return HTMLResponse(status_code=307, headers={"Location": "/demo/"})
+
+    return [
+        Route("/", to_demo),
+        Mount("/demo/static", StaticFiles(directory=DEMO_DIR / "static")),
+        Route("/demo/", page),
+        Route("/demo", to_demo),
+        Route("/demo/{rest:path}", page),
+    ]

@@ -1,0 +1,153 @@
+"""hitmetrix/capture/enrich.py: each step alone, then the whole pipeline."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from hitmetrix.capture import enrich
+from hitmetrix.capture.enrich import DROP_REASONS, STEP_TIMINGS, STEPS, EnrichEnv, run_pipeline, uuid7_strings
+from hitmetrix.capture.network import parse_trusted_proxies
+from hitmetrix.model import StoredBatch, decode_batch, encode_batch
+from tests.capture.builders import NOW_MS, enrichment, incoming, project
+
+
+def built(**kwargs: object) -> enrich.Enrichment:
+    return enrich.build(enrichment(**kwargs))  # type: ignore[arg-type]
+
+
+def test_step_names_are_the_documented_order() -> None:
+    assert [name for name, _ in STEPS] == [
+        "drop_empty",
+        "build",
+        "received_time",
+        "event_ids",
+        "client_ip",
+        "geo",
+        "user_agent",
+        "anonymise_ip",
+    ]
+    assert DROP_REASONS == ("empty",)
+
+
+def test_drop_empty() -> None:
+    assert enrich.drop_empty(enrichment(incoming(events=0))).drop_reason == "empty"
+    assert enrich.drop_empty(enrichment(incoming(events=0, chunks=1))).drop_reason is None
+    assert enrich.drop_empty(enrichment(incoming(events=1))).drop_reason is None
+
+
+def test_build_copies_the_batch() -> None:
+    ctx = built(batch=incoming(events=2, chunks=1, user_id="alice"), proj=project(7))
+    stored = ctx.stored
+    assert (stored.project_id, stored.session_id, stored.anonymous_id, stored.user_id) == (
+        7,
+        "sess_0001",
+        "anon_0001",
+        "alice",
+    )
+    assert [(e.type, e.url, e.client_ts, e.props) for e in stored.events] == [
+        ("pageview", "https://shop.example/p/0", NOW_MS - 100, '{"nav": "load"}'),
+        ("pageview", "https://shop.example/p/1", NOW_MS - 99, '{"nav": "load"}'),
+    ]
+    assert stored.recording[0].data[:2] == b"\x1f\x8b"
+
+
+def test_received_time_without_skew() -> None:
+    ctx = enrich.received_time(built(now_s=(NOW_MS + 300) / 1000))  # 300 ms in transit
+    assert ctx.received_at_ms == ctx.stored.received_at == NOW_MS + 300
+    assert [e.ts for e in ctx.stored.events] == [NOW_MS - 100, NOW_MS - 99, NOW_MS - 98]
+
+
+def test_received_time_corrects_a_slow_client_clock() -> None:
+    ctx = enrich.received_time(built(now_s=(NOW_MS + 60_000) / 1000))  # client clock 1 min behind
+    assert [e.ts for e in ctx.stored.events] == [NOW_MS + 59_900, NOW_MS + 59_901, NOW_MS + 59_902]
+    assert [e.client_ts for e in ctx.stored.events] == [NOW_MS - 100, NOW_MS - 99, NOW_MS - 98]
+
+
+def test_received_time_corrects_a_fast_client_clock_even_slightly() -> None:
+    ctx = enrich.received_time(built(now_s=(NOW_MS - 500) / 1000))  # client clock 0.5 s ahead
+    assert [e.ts for e in ctx.stored.events] == [NOW_MS - 600, NOW_MS - 599, NOW_MS - 598]
+
+
+def test_received_time_without_sent_at_shifts_future_events_back_keeping_gaps() -> None:
+    ctx = enrich.received_time(built(batch=incoming(sent_at=None), now_s=(NOW_MS - 1000) / 1000))
+    assert [e.ts for e in ctx.stored.events] == [NOW_MS - 1002, NOW_MS - 1001, NOW_MS - 1000]
+    ctx = enrich.received_time(built(batch=incoming(sent_at=None), now_s=(NOW_MS + 5000) / 1000))
+    assert [e.ts for e in ctx.stored.events] == [NOW_MS - 100, NOW_MS - 99, NOW_MS - 98]
+
+
+def test_event_ids_are_unique_uuid7() -> None:
+    ctx = enrich.event_ids(enrich.received_time(built(batch=incoming(events=50))))
+    ids = [e.event_id for e in ctx.stored.events] + [ctx.stored.batch_id]
+    assert len(set(ids)) == 51
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert int(text[:8] + text[9:13], 16) == NOW_MS
+
+
+def test_uuid7_strings_over_a_counter_block() -> None:
+    ids = uuid7_strings(NOW_MS, 5000)
+    assert len(set(ids)) == 5000
+    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", i) for i in ids)
+    assert ids[:4096] == sorted(ids[:4096])
+
+
+def test_client_ip_step() -> None:
+    env = EnrichEnv(clock=lambda: NOW_MS / 1000, trusted_proxies=parse_trusted_proxies("10.0.0.0/8"))
+    ctx = enrich.client_ip(enrichment(peer="10.0.0.2", forwarded_for="9.9.9.9, 8.8.8.8", env=env))
+    assert str(ctx.client_ip) == "8.8.8.8"
+    ctx = enrich.client_ip(enrichment(peer="203.0.113.5", forwarded_for="8.8.8.8", env=env))
+    assert str(ctx.client_ip) == "203.0.113.5"
+
+
+def test_geo_step() -> None:
+    ctx = enrich.geo(enrich.client_ip(built(peer="8.8.8.8")))
+    assert (ctx.stored.country, ctx.stored.asn, ctx.stored.as_org) == ("US", 0, "GOOGLE")
+    ctx = enrich.geo(enrich.client_ip(built(peer="192.168.1.20")))
+    assert (ctx.stored.country, ctx.stored.asn, ctx.stored.as_org) == ("", 0, "")
+
+
+def test_geo_step_can_be_switched_off() -> None:
+    ctx = enrich.geo(enrich.client_ip(built(peer="8.8.8.8", env=EnrichEnv(clock=lambda: 0.0, geoip=False))))
+    assert ctx.stored.country == ""
+
+
+def test_user_agent_step() -> None:
+    stored = enrich.user_agent(built()).stored
+    assert (stored.browser, stored.browser_version, stored.os, stored.os_version, stored.device_type) == (
+        "Chrome",
+        "131",
+        "Windows",
+        "10",
+        "desktop",
+    )
+    assert stored.user_agent.startswith("Mozilla/5.0 (Windows")
+
+
+def test_anonymise_step_never_stores_the_real_address() -> None:
+    for mode, expected in (("none", "8.8.8.8"), ("truncate", "8.8.8.0")):
+        ctx = enrich.anonymise(enrich.client_ip(built(proj=project(mode=mode))))
+        assert ctx.stored.ip == expected
+    ctx = enrich.anonymise(enrich.client_ip(built(proj=project(mode="hash"))))
+    assert len(ctx.stored.ip) == 32 and "8.8.8.8" not in repr(ctx.stored)
+
+
+def test_pipeline_end_to_end_and_timings() -> None:
+    before = STEP_TIMINGS["geo"].count
+    ctx = run_pipeline(enrichment(incoming(events=3, chunks=1), proj=project(mode="truncate")))
+    assert ctx.drop_reason is None
+    stored = decode_batch(encode_batch(ctx.stored))
+    assert isinstance(stored, StoredBatch)
+    assert (stored.country, stored.ip, stored.device_type, stored.received_at) == ("US", "8.8.8.0", "desktop", NOW_MS)
+    assert len(stored.events) == 3 and len(stored.recording) == 1
+    assert b"8.8.8.8" not in encode_batch(ctx.stored)
+    assert STEP_TIMINGS["geo"].count == before + 1
+    assert sum(STEP_TIMINGS["geo"].buckets) == STEP_TIMINGS["geo"].count
+
+
+def test_pipeline_stops_at_a_drop() -> None:
+    before = (STEP_TIMINGS["build"].count, enrich.DROPS["empty"])
+    ctx = run_pipeline(enrichment(incoming(events=0)))
+    assert ctx.drop_reason == "empty"
+    assert (STEP_TIMINGS["build"].count, enrich.DROPS["empty"]) == (before[0], before[1] + 1)

@@ -1,0 +1,32 @@
+"""Projects in the metadata store (SQLite through SQLAlchemy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hitmetrix.store.meta import MetaStore
+
+
+def test_projects_get_unique_public_keys_and_are_found_by_key(tmp_path: Path) -> None:
+    meta = MetaStore("", tmp_path)
+    a = meta.create_project("a")
+    b = meta.create_project("b", ip_anonymisation="hash", allowed_origins="https://a.example/\nhttps://b.example")
+    assert a.public_key != b.public_key and a.public_key.startswith("hm_pk_")
+    assert meta.project_by_key(b.public_key).name == "b"  # type: ignore[union-attr]
+    assert meta.project_by_key("hm_pk_missing") is None
+    assert b.origins() == ["https://a.example", "https://b.example"]
+    assert a.ip_hash_key != b.ip_hash_key
+    meta.close()
+    assert [p.name for p in MetaStore("", tmp_path).projects()] == ["a", "b"]
+
+
+def test_bad_ip_anonymisation_is_refused(tmp_path: Path) -> None:
+    meta = MetaStore("", tmp_path)
+    with pytest.raises(ValueError, match="ip_anonymisation"):
+        meta.create_project("x", ip_anonymisation="scramble")
+    p = meta.create_project("y")
+    with pytest.raises(ValueError, match="ip_anonymisation"):
+        meta.update_project(p.id, ip_anonymisation="scramble")
+    assert meta.update_project(p.id, ip_anonymisation="none").ip_anonymisation == "none"
