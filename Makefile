@@ -8,8 +8,9 @@ PORT      ?= 8000
 PY        := $(VENV)/bin/python
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TRACKER   := hitmetrix/web/static/hm.js
+DASHBOARD := hitmetrix/web/static/dashboard/replay.js
 
-.PHONY: run test lint bench install tracker system-deps chromium clean
+.PHONY: run test lint bench install tracker dashboard system-deps chromium clean
 
 run: install
 	$(VENV)/bin/hitmetrix serve --demo --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
@@ -21,14 +22,17 @@ lint: install
 	$(VENV)/bin/ruff check hitmetrix tests bench
 	$(VENV)/bin/mypy hitmetrix
 	cd tracker && npm run --silent typecheck
+	cd dashboard && npm run --silent typecheck
 
 bench: install chromium
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-install: $(VENV)/.installed $(TRACKER)
+install: $(VENV)/.installed $(TRACKER) $(DASHBOARD)
 
 tracker: $(TRACKER)
+
+dashboard: $(DASHBOARD)
 
 # Debian packages the build needs, installed only when missing.
 system-deps:
@@ -53,5 +57,12 @@ tracker/node_modules/.installed: tracker/package.json tracker/package-lock.json 
 $(TRACKER): tracker/node_modules/.installed tracker/build.mjs $(wildcard tracker/src/*.ts)
 	cd tracker && npm run --silent build
 
+dashboard/node_modules/.installed: dashboard/package.json dashboard/package-lock.json | system-deps
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(DASHBOARD): dashboard/node_modules/.installed dashboard/build.mjs $(wildcard dashboard/src/*.ts) $(wildcard dashboard/src/*.css)
+	cd dashboard && npm run --silent build
+
 clean:
-	rm -rf $(VENV) tracker/node_modules tracker/dist $(TRACKER)
+	rm -rf $(VENV) tracker/node_modules tracker/dist $(TRACKER) dashboard/node_modules hitmetrix/web/static/dashboard

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from hitmetrix.settings import SETTINGS, Settings, load_settings
+from hitmetrix.store import accounts
 from hitmetrix.store.meta import IP_ANONYMISATION, MetaStore
 
 
@@ -46,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     plist = project_sub.add_parser("list", help="list projects")
     _add_setting_flags(plist, ("data_dir", "metadata_url"))
 
+    user = sub.add_parser("user", help="manage dashboard users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    ucreate = user_sub.add_parser("create", help="create a user; asks for the password twice")
+    ucreate.add_argument("email")
+    ucreate.add_argument("--admin", action="store_true", help="the user manages users")
+    ucreate.add_argument(
+        "--project", type=int, action="append", default=[], metavar="ID", help="add as member of a project (repeatable)"
+    )
+    ucreate.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    _add_setting_flags(ucreate, ("data_dir", "metadata_url"))
+    ulist = user_sub.add_parser("list", help="list users")
+    _add_setting_flags(ulist, ("data_dir", "metadata_url"))
+
     sessions = sub.add_parser("sessions", help="list recent sessions of a project")
     sessions.add_argument("--project", default="1", help="project id")
     sessions.add_argument("--limit", type=int, default=20)
@@ -67,6 +82,37 @@ def _print(body: Any) -> None:
     print(json.dumps(body, indent=2, ensure_ascii=False))
 
 
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password (at least 10 characters): ")
+    if getpass.getpass("Password again: ") != password:
+        raise ValueError("the passwords differ")
+    return password
+
+
+def _user_command(args: argparse.Namespace, meta: MetaStore) -> int:
+    if args.user_command == "list":
+        for u in accounts.users(meta):
+            projects = ",".join(str(p) for p in sorted(accounts.project_ids_of(meta, u.id)))
+            print(f"{u.id}\t{u.email}\t{'admin' if u.is_admin else 'user'}\tprojects={projects}")
+        return 0
+    missing = [pid for pid in args.project if meta.project(pid) is None]
+    try:
+        if missing:
+            raise ValueError(f"no such project: {missing[0]}")
+        user = accounts.create_user(meta, args.email, _read_password(args.password_stdin), admin=args.admin)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for pid in args.project:
+        accounts.add_member(meta, pid, user.id)
+    role = "admin" if user.is_admin else "user"
+    member_of = f", member of project {', '.join(map(str, args.project))}" if args.project else ""
+    print(f"created {role} {user.email} (id {user.id}){member_of}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _settings(args)
@@ -86,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             for p in meta.projects():
                 print(f"{p.id}\t{p.name}\t{p.public_key}\tip={p.ip_anonymisation}")
         return 0
+
+    if args.command == "user":
+        return _user_command(args, MetaStore(settings.metadata_url, Path(settings.data_dir)))
 
     from hitmetrix.web.server import request
 

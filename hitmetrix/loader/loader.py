@@ -24,7 +24,7 @@ from hitmetrix.loader.prepare import PreparedSegment, SegmentPreparer, SegmentSo
 from hitmetrix.model import StoredBatch
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import EventStore
-from hitmetrix.store.schema import DATABASE
+from hitmetrix.store.schema import DATABASE, SUMMARISE_SEGMENT
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,11 @@ class Loader:
             self.store.insert_arrow(f"{DATABASE}.recordings", prepared.recordings, f"seg{segment_id}-rec")
         if prepared.events.num_rows:
             self.store.insert_arrow(f"{DATABASE}.events", prepared.events, f"seg{segment_id}-ev")
+            self._summarise(segment_id)
+
+    def _summarise(self, segment_id: int) -> None:
+        """Per-session summary rows of the segment; a rerun replaces them (ReplacingMergeTree key)."""
+        self.store.execute(SUMMARISE_SEGMENT, {"segment_id": segment_id})
 
     def _finish(self, stored: list[PreparedSegment]) -> int:
         """Steps 5–7 for segments whose rows are in: verify, ledger, remove, hand over."""
@@ -248,6 +253,7 @@ class Loader:
         found = int(rows[0]["n"]) if rows else 0
         if found != item.events.num_rows:
             raise LoadError(f"segment {item.segment_id}: {found} events after repair, {item.events.num_rows} expected")
+        self._summarise(item.segment_id)
 
     def _record_in_ledger(self, items: list[PreparedSegment]) -> None:
         now_ms = int(self._wall_clock() * 1000)

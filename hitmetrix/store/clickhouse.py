@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
-_JSON_SETTINGS = "SETTINGS output_format_json_quote_64bit_integers = 0"
+_JSON_SETTING = " output_format_json_quote_64bit_integers = 0"
 
 
 class StoreLockedError(RuntimeError):
@@ -76,7 +76,8 @@ class ChdbStore:
             self._readers.put(reader)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        text = f"{sql}\n{_JSON_SETTINGS}" if "SETTINGS" not in sql else sql
+        # Our own SETTINGS clause comes last: append to it, or start one.
+        text = f"{sql},{_JSON_SETTING}" if "\nSETTINGS " in sql else f"{sql}\nSETTINGS{_JSON_SETTING}"
         reader = self._readers.get()
         try:
             result = reader.query(text, "JSONEachRow", params=params or {})

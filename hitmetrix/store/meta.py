@@ -1,10 +1,15 @@
-"""Metadata (projects and their settings) in SQL via SQLAlchemy: SQLite by default, PostgreSQL by URL."""
+"""Metadata (projects and their settings) in SQL via SQLAlchemy: SQLite by default, PostgreSQL by URL.
+
+Accounts (users, memberships, tokens, sessions) are models on the same ``Base``
+in ``accounts`` and ``web_sessions``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import DateTime, String, Text, create_engine, event, select
 from sqlalchemy.engine import Engine
@@ -35,6 +40,30 @@ class Project(Base):
         return [o.strip().rstrip("/") for o in self.allowed_origins.splitlines() if o.strip()]
 
 
+def parse_origins(text: str) -> str:
+    """Allowed origins, one per line, checked and normalised to ``scheme://host[:port]``."""
+    origins: list[str] = []
+    for line in text.splitlines():
+        line = line.strip().rstrip("/")
+        if not line:
+            continue
+        try:
+            parts = urlsplit(line)
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"not an origin: {line!r}") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment:
+            raise ValueError(f"not an origin (expected scheme://host[:port]): {line!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(f"an origin has no user name or password: {line!r}")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        default_port = {"http": 80, "https": 443}[parts.scheme]  # browsers leave it out of Origin
+        origin = f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default_port) else "")
+        if origin not in origins:
+            origins.append(origin)
+    return "\n".join(origins)
+
+
 def new_public_key() -> str:
     return "hm_pk_" + secrets.token_urlsafe(18)
 
@@ -47,6 +76,11 @@ class MetaStore:
         self.engine: Engine = create_engine(url)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        # Account tables live in their own modules on the same Base; import them
+        # so that every MetaStore, whoever opens it, creates the whole schema.
+        import hitmetrix.store.accounts
+        import hitmetrix.store.web_sessions  # noqa: F401
+
         Base.metadata.create_all(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -66,6 +100,10 @@ class MetaStore:
     def projects(self) -> list[Project]:
         with self.sessions() as db:
             return list(db.scalars(select(Project).order_by(Project.id)))
+
+    def project(self, project_id: int) -> Project | None:
+        with self.sessions() as db:
+            return db.get(Project, project_id)
 
     def project_by_key(self, public_key: str) -> Project | None:
         with self.sessions() as db:

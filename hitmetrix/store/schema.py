@@ -103,6 +103,30 @@ SETTINGS non_replicated_deduplication_window = 10000""",
 PARTITION BY toYYYYMM(first_ts)
 ORDER BY (project_id, session_id, seq)
 SETTINGS non_replicated_deduplication_window = 10000""",
+    # One row per (session, spool segment): what that segment's events say about
+    # the session. The session list aggregates these rows, not raw events. A
+    # reload of a segment replaces its rows (same key), so nothing counts twice.
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.session_segments (
+    project_id UInt32,
+    session_id String,
+    segment_id UInt64,
+    first_ts DateTime64(3, 'UTC'),
+    last_ts DateTime64(3, 'UTC'),
+    pageviews UInt32,
+    clicks UInt32,
+    errors UInt32,
+    events UInt32,
+    entry Tuple(DateTime64(3, 'UTC'), String),
+    last_user Tuple(DateTime64(3, 'UTC'), String),
+    country LowCardinality(String),
+    browser LowCardinality(String),
+    os LowCardinality(String),
+    device_type LowCardinality(String),
+    urls Array(String),
+    loaded_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(loaded_at)
+PARTITION BY toYYYYMM(first_ts)
+ORDER BY (project_id, session_id, segment_id)""",
     # The loader's ledger: a segment listed here is fully stored.
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.loaded_segments (
     segment_id UInt64,
@@ -112,3 +136,18 @@ SETTINGS non_replicated_deduplication_window = 10000""",
 ) ENGINE = ReplacingMergeTree
 ORDER BY segment_id""",
 )
+
+
+# Summarise one segment's events per session into session_segments.
+SUMMARISE_SEGMENT = f"""INSERT INTO {DATABASE}.session_segments
+    (project_id, session_id, segment_id, first_ts, last_ts, pageviews, clicks, errors, events,
+     entry, last_user, country, browser, os, device_type, urls)
+SELECT project_id, session_id, any(segment_id), min(ts), max(ts),
+       countIf(type = 'pageview'), countIf(type = 'click'), countIf(type = 'error'), count(),
+       min((ts, url)),
+       max((if(user_id = '', toDateTime64(0, 3, 'UTC'), ts), user_id)),
+       anyIf(country, country != ''), any(browser), any(os), any(device_type),
+       arraySlice(groupUniqArrayIf(url, type = 'pageview'), 1, 100)
+FROM {DATABASE}.events
+WHERE segment_id = {{segment_id:UInt64}}
+GROUP BY project_id, session_id"""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any
 
 import msgspec
@@ -14,6 +13,7 @@ from starlette.routing import Route
 
 from hitmetrix.analytics import sessions
 from hitmetrix.runtime import Runtime
+from hitmetrix.web.auth import Principal, require_api
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -26,17 +26,16 @@ def error(status_code: int, message: str) -> Response:
     return json_response({"error": message}, status_code)
 
 
-def _authorised(request: Request, runtime: Runtime) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), runtime.admin_token)
-
-
 def api_routes(runtime: Runtime) -> list[Route]:
     def guarded(handler):  # type: ignore[no-untyped-def]
+        """Authenticate, check read access to the path's project, then run the handler."""
+
         async def endpoint(request: Request) -> Response:
-            if not _authorised(request, runtime):
-                return error(401, "authentication required: send Authorization: Bearer <token>")
+            pid = request.path_params.get("project_id")
+            checked = await require_api(request, runtime, pid)
+            if isinstance(checked, Response):
+                return checked
+            request.state.principal = checked
             return await handler(request)
 
         return endpoint
@@ -46,10 +45,12 @@ def api_routes(runtime: Runtime) -> list[Route]:
         return pid if any(p.id == pid for p in runtime.meta.projects()) else None
 
     async def list_projects(request: Request) -> Response:
+        principal: Principal = request.state.principal
         return json_response(
             [
                 {"id": p.id, "name": p.name, "public_key": p.public_key, "ip_anonymisation": p.ip_anonymisation}
                 for p in runtime.meta.projects()
+                if principal.can_access(p.id)
             ]
         )
 
@@ -61,27 +62,52 @@ def api_routes(runtime: Runtime) -> list[Route]:
             limit = min(max(int(request.query_params.get("limit", "50")), 1), 1000)
         except ValueError:
             return error(400, "limit must be an integer")
-        rows = await to_thread.run_sync(sessions.recent_sessions, runtime.store, pid, limit)
-        return json_response({"sessions": rows})
+        try:
+            filters = sessions.SessionFilters.from_query(request.query_params)
+            cursor = request.query_params.get("cursor") or None
+            if cursor:
+                sessions.decode_cursor(cursor)
+        except ValueError as exc:
+            return error(400, str(exc))
+        rows, next_cursor = await to_thread.run_sync(sessions.list_sessions, runtime.store, pid, filters, cursor, limit)
+        return json_response({"sessions": rows, "next_cursor": next_cursor})
 
-    async def get_session(request: Request) -> Response:
+    def session_of(request: Request) -> tuple[int, str] | None:
+        """The path's (project id, session id) when both are plausible; None means 404."""
         pid = project_id(request)
         sid = request.path_params["session_id"]
-        if pid is None or not _SESSION_ID.match(sid):
+        return (pid, sid) if pid is not None and _SESSION_ID.match(sid) else None
+
+    async def get_session(request: Request) -> Response:
+        if (found := session_of(request)) is None:
             return error(404, "no such session")
+        pid, sid = found
+        summary = await to_thread.run_sync(sessions.session_summary, runtime.store, pid, sid)
         events = await to_thread.run_sync(sessions.session_events, runtime.store, pid, sid)
         chunks = await to_thread.run_sync(sessions.recording_chunks, runtime.store, pid, sid)
         if not events and not chunks:
             return error(404, "no such session")
         for chunk in chunks:
             chunk.pop("path", None)
-        return json_response({"session_id": sid, "events": events, "recording_chunks": chunks})
+        return json_response({"session_id": sid, "summary": summary, "events": events, "recording_chunks": chunks})
+
+    async def get_chunk(request: Request) -> Response:
+        if (found := session_of(request)) is None:
+            return error(404, "no such session")
+        pid, sid = found
+        seq = request.path_params["seq"]
+        chunks = await to_thread.run_sync(sessions.recording_chunks, runtime.store, pid, sid)
+        chunk = next((c for c in chunks if c["seq"] == seq), None)
+        if chunk is None:
+            return error(404, "no such recording chunk")
+        body = await to_thread.run_sync(sessions.chunk_json, runtime.blobs, chunk)
+        # A chunk never changes once stored: let the browser keep it.
+        return Response(body, media_type="application/json", headers={"Cache-Control": "private, max-age=86400"})
 
     async def get_recording(request: Request) -> Response:
-        pid = project_id(request)
-        sid = request.path_params["session_id"]
-        if pid is None or not _SESSION_ID.match(sid):
+        if (found := session_of(request)) is None:
             return error(404, "no such session")
+        pid, sid = found
         chunks = await to_thread.run_sync(sessions.recording_chunks, runtime.store, pid, sid)
         if not chunks:
             return error(404, "no recording for this session")
@@ -94,6 +120,11 @@ def api_routes(runtime: Runtime) -> list[Route]:
         Route(
             "/api/v1/projects/{project_id:int}/sessions/{session_id}/recording",
             guarded(get_recording),
+            methods=["GET"],
+        ),
+        Route(
+            "/api/v1/projects/{project_id:int}/sessions/{session_id}/recording/{seq:int}",
+            guarded(get_chunk),
             methods=["GET"],
         ),
     ]

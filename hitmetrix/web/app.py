@@ -9,9 +9,10 @@ from pathlib import Path
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hitmetrix.capture import CaptureContext, capture_routes, warm_capture
@@ -19,6 +20,10 @@ from hitmetrix.runtime import Runtime
 from hitmetrix.spool import SpoolUnavailableError
 from hitmetrix.web.api import api_routes
 from hitmetrix.web.openapi import docs_page, openapi_document
+from hitmetrix.web.pages import page_routes
+from hitmetrix.web.render import http_error
+from hitmetrix.web.security import SecurityHeadersMiddleware
+from hitmetrix.web.session_pages import session_page_routes
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +58,16 @@ def build_app(runtime: Runtime) -> Starlette:
     async def api_docs(request: Request) -> Response:
         return HTMLResponse(docs_page())
 
-    routes: list[Route | Mount] = [
+    routes: list[BaseRoute] = [
         Route("/healthz", health),
         Route("/hm.js", tracker),
         Route("/api/openapi.json", openapi),
         Route("/api/docs", api_docs),
         *capture_routes(capture),
         *api_routes(runtime),
+        *page_routes(runtime),
+        *session_page_routes(runtime),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     if runtime.settings.demo:
         routes += demo_routes(runtime)
@@ -74,10 +82,15 @@ def build_app(runtime: Runtime) -> Starlette:
         finally:
             runtime.stop()
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(SecurityHeadersMiddleware)],
+        exception_handlers={404: http_error, 405: http_error},
+    )
 
 
-def demo_routes(runtime: Runtime) -> list[Route | Mount]:
+def demo_routes(runtime: Runtime) -> list[BaseRoute]:
     """The self-recording demo shop: every page loads the tracker with the demo project's key."""
     key = runtime.demo_project().public_key
     pages = {name: (DEMO_DIR / name).read_text().replace("{{HM_KEY}}", key) for name in ("index.html", "about.html")}
@@ -91,7 +104,6 @@ def demo_routes(runtime: Runtime) -> list[Route | Mount]:
         return HTMLResponse(status_code=307, headers={"Location": "/demo/"})
 
     return [
-        Route("/", to_demo),
         Mount("/demo/static", StaticFiles(directory=DEMO_DIR / "static")),
         Route("/demo/", page),
         Route("/demo", to_demo),

@@ -66,6 +66,71 @@ BATCH_SCHEMA: dict[str, Any] = {
 }
 
 
+def _query(name: str, description: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "schema": {"type": kind, **extra}}
+
+
+SESSION_FILTER_PARAMETERS: list[dict[str, Any]] = [
+    _query("cursor", "next_cursor of the previous page"),
+    _query("from", "first day (UTC) a session may start on", format="date"),
+    _query("to", "last day (UTC) a session may start on", format="date"),
+    _query("url", "a visited URL contains this (case-insensitive)"),
+    _query("country", "two-letter country code"),
+    _query("device", "device type", enum=["desktop", "mobile", "tablet", "bot", "other"]),
+    _query("browser", "browser family"),
+    _query("os", "operating system family"),
+    _query("min_duration", "shortest duration, seconds", "number"),
+    _query("max_duration", "longest duration, seconds", "number"),
+    _query("has_errors", "only sessions with a JavaScript error", "boolean"),
+    _query("user", "identified user id"),
+]
+
+
+PROJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "public_key": {"type": "string"},
+        "ip_anonymisation": {"type": "string", "enum": ["none", "truncate", "hash"]},
+        "allowed_origins": {"type": "array", "items": {"type": "string"}, "description": "empty: any origin"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "members": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+PROJECT_CHANGES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "maxLength": 200},
+        "ip_anonymisation": {"type": "string", "enum": ["none", "truncate", "hash"]},
+        "allowed_origins": {"type": "array", "items": {"type": "string", "description": "scheme://host[:port]"}},
+    },
+}
+
+NEW_TOKEN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "scope"],
+    "properties": {
+        "name": {"type": "string", "maxLength": 100},
+        "scope": {"type": "string", "enum": ["read", "write"]},
+    },
+}
+
+
+def _json_of(schema: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+
+
+def _json_body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": _json_of(schema)}
+
+
+def _ok(schema: str) -> dict[str, Any]:
+    return {"description": "ok", "content": _json_of(schema)}
+
+
 def openapi_document() -> dict[str, Any]:
     capture_answers = {
         "200": {"description": "the batch is durably stored in the spool"},
@@ -91,20 +156,63 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/v1/projects": {
                 "get": {
-                    "summary": "List projects",
+                    "summary": "List the projects the caller is a member of",
                     "security": _BEARER,
                     "responses": {"200": {"description": "ok"}, "401": _ERR},
+                },
+                "post": {
+                    "summary": "Create a project; the caller becomes its owner (write scope)",
+                    "security": _BEARER,
+                    "requestBody": _json_body("ProjectChanges"),
+                    "responses": {"201": _ok("Project"), **{code: _ERR for code in ("400", "401", "403")}},
+                },
+            },
+            "/api/v1/projects/{project_id}": {
+                "get": {
+                    "summary": "One project's settings and members",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer")],
+                    "responses": {"200": _ok("Project"), "401": _ERR, "404": _ERR},
+                },
+                "patch": {
+                    "summary": "Change a project's name, allowed origins or IP anonymisation (owners, write scope)",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer")],
+                    "requestBody": _json_body("ProjectChanges"),
+                    "responses": {"200": _ok("Project"), **{code: _ERR for code in ("400", "401", "403", "404")}},
+                },
+            },
+            "/api/v1/tokens": {
+                "get": {
+                    "summary": "The caller's personal API tokens (never their secrets)",
+                    "security": _BEARER,
+                    "responses": {"200": {"description": "ok"}, "401": _ERR},
+                },
+                "post": {
+                    "summary": "Create a personal API token; the answer holds the token, shown once (write scope)",
+                    "security": _BEARER,
+                    "requestBody": _json_body("NewToken"),
+                    "responses": {"201": {"description": "created"}, **{code: _ERR for code in ("400", "401", "403")}},
+                },
+            },
+            "/api/v1/tokens/{token_id}": {
+                "delete": {
+                    "summary": "Revoke one of the caller's tokens (write scope)",
+                    "security": _BEARER,
+                    "parameters": [_id("token_id", "integer")],
+                    "responses": {"204": {"description": "revoked"}, **{code: _ERR for code in ("401", "403", "404")}},
                 }
             },
             "/api/v1/projects/{project_id}/sessions": {
                 "get": {
-                    "summary": "Recent sessions, newest first",
+                    "summary": "Sessions, newest first, filtered; keyset pagination with next_cursor",
                     "security": _BEARER,
                     "parameters": [
                         _id("project_id", "integer"),
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}},
+                        *SESSION_FILTER_PARAMETERS,
                     ],
-                    "responses": {"200": {"description": "ok"}, "401": _ERR, "404": _ERR},
+                    "responses": {"200": {"description": "ok"}, "400": _ERR, "401": _ERR, "404": _ERR},
                 }
             },
             "/api/v1/projects/{project_id}/sessions/{session_id}": {
@@ -123,13 +231,30 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "ok"}, "401": _ERR, "404": _ERR},
                 }
             },
+            "/api/v1/projects/{project_id}/sessions/{session_id}/recording/{seq}": {
+                "get": {
+                    "summary": "One recording chunk's rrweb events (for progressive loading)",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer"), _id("session_id"), _id("seq", "integer")],
+                    "responses": {"200": {"description": "ok"}, "401": _ERR, "404": _ERR},
+                }
+            },
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a personal API token (hm_pat_…) or the data directory's admin token",
+                }
+            },
             "schemas": {
                 "Batch": BATCH_SCHEMA,
                 "Event": EVENT_SCHEMA,
                 "Chunk": CHUNK_SCHEMA,
+                "Project": PROJECT_SCHEMA,
+                "ProjectChanges": PROJECT_CHANGES_SCHEMA,
+                "NewToken": NEW_TOKEN_SCHEMA,
                 "Error": {
                     "type": "object",
                     "properties": {"error": {"type": "string"}, "field": {"type": "string"}},

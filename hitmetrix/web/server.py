@@ -18,6 +18,7 @@ import uvicorn
 
 from hitmetrix.runtime import build_runtime, ensure_admin_token
 from hitmetrix.settings import Settings
+from hitmetrix.store.web_sessions import issue_setup_token
 from hitmetrix.web.app import build_app
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ def serve(settings: Settings) -> None:
         project = runtime.demo_project()
         print(f"Demo site:  http://{settings.host}:{settings.port}/demo/  (project 'demo', key {project.public_key})")
     print(f"Hitmetrix:  http://{settings.host}:{settings.port}/   data in {runtime.data_dir}", flush=True)
+    setup_token = issue_setup_token(runtime.meta)  # None once any user exists: never a default password
+    if setup_token is not None:
+        print(f"Create the first admin: http://{settings.host}:{settings.port}/setup?token={setup_token}", flush=True)
     marker = server_file(runtime.data_dir)
     marker.write_text(json.dumps({"url": f"http://{settings.host}:{settings.port}", "pid": os.getpid()}))
     # Capture allocates many short-lived objects; fewer young-generation
@@ -43,7 +47,15 @@ def serve(settings: Settings) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+            # Scheme (for Secure cookies) and client address come from X-Forwarded-* of these peers only.
+            forwarded_allow_ips=settings.trusted_proxies or "127.0.0.1,::1",
+        )
     finally:
         marker.unlink(missing_ok=True)
 

@@ -1,0 +1,178 @@
+"""Dashboard pages for sessions: the filterable list and the replay page.
+
+The list is server-rendered and needs no JavaScript; its filters live in the
+URL (a GET form), so any view can be shared. The replay page renders the
+session's facts and a `#replay-root` shell that `static/dashboard/replay.js`
+(built from `dashboard/`) turns into the player; the script reads everything
+from data- attributes because the CSP forbids inline scripts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from anyio import to_thread
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hitmetrix.analytics import sessions
+from hitmetrix.runtime import Runtime
+from hitmetrix.store.meta import Project
+from hitmetrix.web.auth import Principal, require_page
+from hitmetrix.web.render import error_page, templates
+
+PAGE_SIZE = 50
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# Only what the player needs: the blob path stays on the server.
+_CHUNK_FIELDS = ("seq", "first_ts", "last_ts", "event_count", "bytes")
+NO_PROJECT = "There is no such project, or you are not a member of it."
+_SVG = (
+    '<svg class="hm-icon" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" fill="none" '
+    'stroke="currentColor" stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round">{}</svg>'
+)
+# Drawn, not emoji: emoji fonts are missing on many Linux desktops.
+_DEVICE_SHAPES = {
+    "desktop": '<rect x="1.5" y="2.5" width="13" height="8.5" rx="1"/><path d="M5.5 14h5M8 11v3"/>',
+    "mobile": '<rect x="4.5" y="1.5" width="7" height="13" rx="1.5"/><path d="M7.3 12.2h1.4"/>',
+    "tablet": '<rect x="2.5" y="1.5" width="11" height="13" rx="1.5"/><path d="M7.3 12.2h1.4"/>',
+    "bot": '<rect x="3" y="5" width="10" height="8" rx="2"/><path d="M8 2.5V5M6 9h.01M10 9h.01"/>',
+    "": '<circle cx="8" cy="8" r="6"/><path d="M8 11h.01M6.5 6.3a1.6 1.6 0 1 1 2 1.6c-.4.2-.5.5-.5.9"/>',
+}
+DEVICE_ICONS = {name: Markup(_SVG.format(shape)) for name, shape in _DEVICE_SHAPES.items()}
+
+
+def session_page_routes(runtime: Runtime) -> list[BaseRoute]:
+    async def project_for(request: Request) -> tuple[Principal | Response, Project | None]:
+        """The signed-in principal (or the response to answer) and the path's project."""
+        pid = request.path_params["project_id"]
+        principal = await require_page(request, runtime, pid)
+        if isinstance(principal, Response):
+            return principal, None
+        projects = await to_thread.run_sync(runtime.meta.projects)
+        return principal, next((p for p in projects if p.id == pid), None)
+
+    async def session_list(request: Request) -> Response:
+        principal, project = await project_for(request)
+        if isinstance(principal, Response):
+            return principal
+        if project is None:
+            return error_page(request, 404, NO_PROJECT, principal)
+        context: dict[str, Any] = {
+            "principal": principal,
+            "project": project,
+            "filters": sessions.SessionFilters(),
+            "error": None,
+            "rows": [],
+            "older_url": None,
+            "newest_url": None,
+            "options": {"countries": [], "browsers": [], "oses": [], "device_types": []},
+            "device_types": sessions.DEVICE_TYPES,
+            "params": dict(request.query_params),
+            "snippet": f'<script async src="{request.base_url}hm.js" data-key="{project.public_key}"></script>',
+            "filtered": False,
+        }
+        status = 200
+        cursor = request.query_params.get("cursor") or None
+        try:
+            filters = sessions.SessionFilters.from_query(request.query_params)
+            context["filters"] = filters
+            rows, next_cursor = await to_thread.run_sync(
+                sessions.list_sessions, runtime.store, project.id, filters, cursor, PAGE_SIZE
+            )
+        except ValueError as exc:
+            context["error"] = str(exc)
+            status = 400
+        else:
+            query = filters.to_query()
+            now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+            context["rows"] = [display_row(row, now_ms) for row in rows]
+            context["filtered"] = bool(query)
+            if next_cursor:
+                context["older_url"] = "?" + urlencode({**query, "cursor": next_cursor})
+            if cursor:
+                context["newest_url"] = "?" + urlencode(query) if query else request.url.path
+        context["options"] = await to_thread.run_sync(sessions.filter_options, runtime.store, project.id)
+        return templates.TemplateResponse(request, "sessions.html", context, status_code=status)
+
+    async def replay(request: Request) -> Response:
+        principal, project = await project_for(request)
+        if isinstance(principal, Response):
+            return principal
+        if project is None:
+            return error_page(request, 404, NO_PROJECT, principal)
+        sid = request.path_params["session_id"]
+        summary = None
+        if _SESSION_ID.match(sid):
+            summary = await to_thread.run_sync(sessions.session_summary, runtime.store, project.id, sid)
+        if summary is None:
+            return error_page(request, 404, "There is no such session in this project.", principal)
+        chunks = await to_thread.run_sync(sessions.recording_chunks, runtime.store, project.id, sid)
+        now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+        context = {
+            "principal": principal,
+            "project": project,
+            "session": display_row(summary, now_ms),
+            "chunks_json": json.dumps([{k: c[k] for k in _CHUNK_FIELDS} for c in chunks], separators=(",", ":")),
+            "back_url": f"/projects/{project.id}/sessions",
+        }
+        return templates.TemplateResponse(request, "replay.html", context)
+
+    return [
+        Route("/projects/{project_id:int}/sessions", session_list, methods=["GET"]),
+        Route("/projects/{project_id:int}/sessions/{session_id}", replay, methods=["GET"]),
+    ]
+
+
+def display_row(row: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """A session summary with what the templates show: times, flag, device icon, short URL."""
+    started = dt.datetime.fromtimestamp(row["started_at"] / 1000, dt.UTC)
+    country = (row.get("country") or "").upper()
+    entry = row.get("entry_url") or ""
+    parts = urlsplit(entry)
+    return {
+        **row,
+        "started_iso": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "started_relative": relative_time(now_ms - int(row["started_at"])),
+        "duration": format_duration(int(row.get("duration_ms") or 0)),
+        "flag": country_flag(country),
+        "device_icon": DEVICE_ICONS.get(row.get("device_type") or "", DEVICE_ICONS[""]),
+        "entry_path": (parts.path or "/") + (f"?{parts.query}" if parts.query else "") if parts.netloc else entry,
+        "entry_host": parts.netloc,
+    }
+
+
+def country_flag(code: str) -> str:
+    """The flag emoji of a two-letter country code (regional indicator symbols), or ''."""
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        return ""
+    return "".join(chr(0x1F1E6 + ord(c) - ord("A")) for c in code.upper())
+
+
+def format_duration(duration_ms: int) -> str:
+    seconds = max(duration_ms, 0) // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {seconds:02d}s"
+    return f"{seconds}s"
+
+
+def relative_time(age_ms: int) -> str:
+    seconds = age_ms // 1000
+    if seconds < 60:
+        return "just now"
+    for unit_s, name in ((86400 * 365, "year"), (86400 * 30, "month"), (86400, "day"), (3600, "hour"), (60, "min")):
+        if seconds >= unit_s:
+            n = seconds // unit_s
+            suffix = "" if n == 1 or name == "min" else "s"
+            return f"{n} {name}{suffix} ago"
+    return "just now"
