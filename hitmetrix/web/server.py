@@ -53,8 +53,10 @@ def serve(settings: Settings) -> None:
             port=settings.port,
             log_level=settings.log_level,
             access_log=False,
-            # Scheme (for Secure cookies) and client address come from X-Forwarded-* of these peers only.
-            forwarded_allow_ips=settings.trusted_proxies or "127.0.0.1,::1",
+            # Scheme (for Secure cookies) and client address come from X-Forwarded-* of the
+            # configured proxies only; with none configured, nobody's forwarded headers count.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or None,
         )
     finally:
         marker.unlink(missing_ok=True)

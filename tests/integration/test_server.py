@@ -206,3 +206,20 @@ def test_cli_reads_from_the_running_server(env: tuple[ServerProcess, dict[str, P
         check=True,
     ).stdout
     assert [e["type"] for e in json.loads(dump)["events"]] == ["pageview", "pageview"]
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored(env: tuple[ServerProcess, dict[str, Project]]) -> None:
+    server, projects = env
+    project = projects["shop"]  # IP anonymisation 'truncate'; no trusted proxies configured
+    batch = make_batch(events=1)
+    answer = post(server, batch, project.public_key, **{"X-Forwarded-For": "8.8.8.8"})
+    assert answer.status_code == 200
+    sid = batch["session_id"]
+
+    def stored() -> list | None:
+        r = server.api(f"/api/v1/projects/{project.id}/sessions/{sid}")
+        return r.json()["events"] if r.status_code == 200 and r.json()["events"] else None
+
+    (event,) = wait_for(stored, what="event stored")
+    assert event["ip"] == "127.0.0.0"
+    assert event["country"] == ""
