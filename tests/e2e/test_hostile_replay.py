@@ -217,7 +217,8 @@ def test_hostile_page_recorded_by_the_tracker_replays_inert(browser: Browser, en
         page.goto(site.url + "/hostile.html")
         page.wait_for_function("() => window.HOSTILE_READY === true")
         session_id = str(page.evaluate("() => window.hitmetrix.sessionId()"))
-        page.wait_for_timeout(300)  # let rrweb emit the mutations before flushing
+        # rrweb emits mutations from a MutationObserver callback: two frames later they are out.
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         page.evaluate("() => window.hitmetrix.flush()")
         # The self-submitting form posts into the sink frame, so this page (and its recording) stays.
         page.evaluate("() => document.getElementById('f').submit()")
