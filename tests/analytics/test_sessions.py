@@ -25,6 +25,19 @@ from hitmetrix.store.clickhouse import ChdbStore
 from hitmetrix.store.schema import SUMMARISE_SEGMENT
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
+ALL_FILTERS = {
+    "from": "2026-11-01",
+    "to": "2026-11-27",
+    "url": "/cart",
+    "country": "DE",
+    "device": "mobile",
+    "browser": "Chrome",
+    "os": "Linux",
+    "min_duration": "2.5",
+    "max_duration": "60",
+    "has_errors": "1",
+    "user": "u1",
+}
 DAY_MS = 86_400_000
 T0 = (int(time.time() * 1000) // DAY_MS - 3) * DAY_MS  # midnight UTC three days ago
 
@@ -216,37 +229,13 @@ def test_filter_parsing_accepts_good_and_explains_bad_values(query: dict[str, st
 
 
 def test_filters_round_trip_through_the_url() -> None:
-    query = {
-        "from": "2026-11-01",
-        "to": "2026-11-27",
-        "url": "/cart",
-        "country": "DE",
-        "device": "mobile",
-        "browser": "Chrome",
-        "os": "Linux",
-        "min_duration": "2.5",
-        "max_duration": "60",
-        "has_errors": "1",
-        "user": "u1",
-    }
+    query = ALL_FILTERS
     assert SessionFilters.from_query(query).to_query() == query
 
 
 def test_generated_sql_matches_snapshot() -> None:
     """Review changes to generated SQL as diffs: UPDATE_SNAPSHOTS=1 rewrites the files."""
-    query = {
-        "from": "2026-11-01",
-        "to": "2026-11-27",
-        "url": "/cart",
-        "country": "DE",
-        "device": "mobile",
-        "browser": "Chrome",
-        "os": "Linux",
-        "min_duration": "2.5",
-        "max_duration": "60",
-        "has_errors": "1",
-        "user": "u1",
-    }
+    query = ALL_FILTERS
     cases = {
         "sessions_no_filters.sql": sessions_query(7, SessionFilters(), None, 50),
         "sessions_all_filters.sql": sessions_query(
