@@ -151,25 +151,30 @@ def bench_recording(work: Path, seconds: int) -> dict:
                 page.mouse.wheel(0, 600)
                 page.mouse.wheel(0, -600)
             duration_s = time.monotonic() - started
-            page.goto("about:blank")
+            visit_end_ms = int(page.evaluate("() => Date.now()"))
+            page.goto("about:blank")  # pagehide: the tracker sends the last chunk
             browser.close()
         pid = next(p["id"] for p in server.api("/api/v1/projects").json() if p["name"] == "demo")
 
-        def chunks() -> list[dict]:
+        def whole_recording() -> list[dict] | None:
+            """The chunk index once every chunk is stored: seq 0..n-1 with none missing, reaching the
+            visit's last scroll (under a second before its end)."""
             r = server.api(f"/api/v1/projects/{pid}/sessions/{session_id}")
-            return r.json()["recording_chunks"] if r.status_code == 200 else []
+            chunks = r.json()["recording_chunks"] if r.status_code == 200 else []
+            complete = [c["seq"] for c in chunks] == list(range(len(chunks)))
+            reaches_end = bool(chunks) and max(c["last_ts"] for c in chunks) >= visit_end_ms - 2000
+            return chunks if complete and reaches_end else None
 
-        wait_for(lambda: chunks() and chunks()[-1]["last_ts"] >= 0, 60, 0.2, what="recording stored")
-        time_loaded = chunks()
+        chunks = wait_for(whole_recording, 60, 0.2, what="the whole recording stored")
     finally:
         server.stop()
     minutes = duration_s / 60
-    raw = sum(c["raw_bytes"] for c in time_loaded)
-    stored = sum(c["bytes"] for c in time_loaded)
+    raw = sum(c["raw_bytes"] for c in chunks)
+    stored = sum(c["bytes"] for c in chunks)
     return {
         "visit_s": round(duration_s, 1),
         "loops": i,
-        "chunks": len(time_loaded),
+        "chunks": len(chunks),
         "raw_kib_per_min": round(raw / 1024 / minutes, 1),
         "stored_kib_per_min": round(stored / 1024 / minutes, 1),
         "compression": round(raw / stored, 2) if stored else None,

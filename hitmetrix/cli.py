@@ -125,9 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         meta = MetaStore(settings.metadata_url, Path(settings.data_dir))
         if args.project_command == "create":
             p = meta.create_project(args.name, args.ip_anonymisation, "\n".join(args.allowed_origin))
-            base = args.base_url.rstrip("/")
             print(f"project {p.id} '{p.name}'\nkey: {p.public_key}")
-            print(f'script tag: <script async src="{base}/hm.js" data-key="{p.public_key}"></script>')
+            print(f"script tag: {p.script_tag(args.base_url)}")
         else:
             for p in meta.projects():
                 print(f"{p.id}\t{p.name}\t{p.public_key}\tip={p.ip_anonymisation}")

@@ -35,7 +35,7 @@ class ProjectCache:
     Unknown keys are remembered briefly too, so a flood of bad keys costs no queries.
     """
 
-    def __init__(self, meta: MetaStore, ttl_s: float = 10.0, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, meta: MetaStore, ttl_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._meta = meta
         self._ttl_s = ttl_s
         self._clock = clock

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import zstandard
 
@@ -60,7 +60,7 @@ class SessionFilters:
     has_errors: bool = False
     user: str = ""
 
-    _QUERY_NAMES = {"date_from": "from", "date_to": "to"}
+    _QUERY_NAMES: ClassVar[dict[str, str]] = {"date_from": "from", "date_to": "to"}
 
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> SessionFilters:

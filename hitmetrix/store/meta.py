@@ -39,6 +39,10 @@ class Project(Base):
     def origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.allowed_origins.splitlines() if o.strip()]
 
+    def script_tag(self, base_url: str) -> str:
+        """The one tag a site adds to record visits, loading the tracker from base_url."""
+        return f'<script async src="{base_url.rstrip("/")}/hm.js" data-key="{self.public_key}"></script>'
+
 
 def parse_origins(text: str) -> str:
     """Allowed origins, one per line, checked and normalised to ``scheme://host[:port]``."""

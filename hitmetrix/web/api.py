@@ -41,8 +41,9 @@ def api_routes(runtime: Runtime) -> list[Route]:
         return endpoint
 
     def project_id(request: Request) -> int | None:
-        pid = request.path_params["project_id"]
-        return pid if any(p.id == pid for p in runtime.meta.projects()) else None
+        """The path's project id if that project exists (access was checked by `guarded`)."""
+        pid: int = request.path_params["project_id"]
+        return pid if runtime.meta.project(pid) is not None else None
 
     async def list_projects(request: Request) -> Response:
         principal: Principal = request.state.principal
@@ -62,14 +63,14 @@ def api_routes(runtime: Runtime) -> list[Route]:
             limit = min(max(int(request.query_params.get("limit", "50")), 1), 1000)
         except ValueError:
             return error(400, "limit must be an integer")
+        cursor = request.query_params.get("cursor") or None
         try:
             filters = sessions.SessionFilters.from_query(request.query_params)
-            cursor = request.query_params.get("cursor") or None
-            if cursor:
-                sessions.decode_cursor(cursor)
-        except ValueError as exc:
+            rows, next_cursor = await to_thread.run_sync(
+                sessions.list_sessions, runtime.store, pid, filters, cursor, limit
+            )
+        except ValueError as exc:  # a bad filter or cursor, in words a person can act on
             return error(400, str(exc))
-        rows, next_cursor = await to_thread.run_sync(sessions.list_sessions, runtime.store, pid, filters, cursor, limit)
         return json_response({"sessions": rows, "next_cursor": next_cursor})
 
     def session_of(request: Request) -> tuple[int, str] | None:

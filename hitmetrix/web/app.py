@@ -11,7 +11,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -101,7 +101,7 @@ def demo_routes(runtime: Runtime) -> list[BaseRoute]:
         return HTMLResponse(pages[name])
 
     async def to_demo(request: Request) -> Response:
-        return HTMLResponse(status_code=307, headers={"Location": "/demo/"})
+        return RedirectResponse("/demo/", 307)
 
     return [
         Mount("/demo/static", StaticFiles(directory=DEMO_DIR / "static")),

@@ -31,8 +31,6 @@ def project_name(raw: str) -> str:
     return name
 
 
-def script_tag(base_url: str, project: Project) -> str:
-    return f'<script async src="{base_url}/hm.js" data-key="{project.public_key}"></script>'
 
 
 def project_page_routes(runtime: Runtime) -> list[BaseRoute]:
@@ -54,7 +52,7 @@ def project_page_routes(runtime: Runtime) -> list[BaseRoute]:
             status_code,
             principal=principal,
             project=project,
-            script_tag=script_tag(own_origin(request), project),
+            script_tag=project.script_tag(own_origin(request)),
             members=accounts.members_of(meta, project.id),
             manage=can_manage(principal, runtime, project.id),
             ip_modes=IP_ANONYMISATION,

@@ -6,6 +6,7 @@ answer a request in process when none is running.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -88,8 +89,6 @@ def request(settings: Settings, path: str) -> tuple[int, Any]:
         async def call() -> httpx.Response:
             async with httpx.AsyncClient(transport=transport, base_url="http://hitmetrix.local") as client:
                 return await client.get(path, headers={"Authorization": f"Bearer {runtime.admin_token}"})
-
-        import asyncio
 
         response = asyncio.run(call())
         return response.status_code, _body(response)

@@ -54,8 +54,7 @@ def session_page_routes(runtime: Runtime) -> list[BaseRoute]:
         principal = await require_page(request, runtime, pid)
         if isinstance(principal, Response):
             return principal, None
-        projects = await to_thread.run_sync(runtime.meta.projects)
-        return principal, next((p for p in projects if p.id == pid), None)
+        return principal, await to_thread.run_sync(runtime.meta.project, pid)
 
     async def session_list(request: Request) -> Response:
         principal, project = await project_for(request)
@@ -74,7 +73,7 @@ def session_page_routes(runtime: Runtime) -> list[BaseRoute]:
             "options": {"countries": [], "browsers": [], "oses": [], "device_types": []},
             "device_types": sessions.DEVICE_TYPES,
             "params": dict(request.query_params),
-            "snippet": f'<script async src="{request.base_url}hm.js" data-key="{project.public_key}"></script>',
+            "snippet": project.script_tag(str(request.base_url)),
             "filtered": False,
         }
         status = 200

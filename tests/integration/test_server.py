@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -54,6 +55,7 @@ def test_good_batch_is_stored_and_readable(env: tuple[ServerProcess, dict[str, P
     assert answer.json() == {"ok": True, "events": 4, "chunks": 2}
 
     sid = batch["session_id"]
+
     def loaded() -> dict | None:
         r = server.api(f"/api/v1/projects/{project.id}/sessions/{sid}")
         return r.json() if r.status_code == 200 and len(r.json()["events"]) == 4 else None
@@ -153,6 +155,18 @@ def test_read_api_needs_a_token(env: tuple[ServerProcess, dict[str, Project]]) -
     assert server.api(f"/api/v1/projects/{pid}/sessions/{new_id()}").status_code == 404
 
 
+def test_bad_session_filters_and_cursors_are_400_with_a_reason(
+    env: tuple[ServerProcess, dict[str, Project]],
+) -> None:
+    server, projects = env
+    base = f"/api/v1/projects/{projects['shop'].id}/sessions"
+    for query, words in (("?cursor=not-a-cursor", "cursor"), ("?country=Germany", "country"), ("?from=soon", "from")):
+        answer = server.api(base + query)
+        assert answer.status_code == 400, query
+        assert words in answer.json()["error"], answer.json()
+    assert server.api(base + "?country=DE").status_code == 200
+
+
 def test_openapi_and_tracker_are_served(env: tuple[ServerProcess, dict[str, Project]]) -> None:
     server, _ = env
     doc = httpx.get(server.url + "/api/openapi.json").json()
@@ -162,10 +176,7 @@ def test_openapi_and_tracker_are_served(env: tuple[ServerProcess, dict[str, Proj
     assert "javascript" in tracker.headers["content-type"]
 
 
-def test_cli_reads_from_the_running_server(env: tuple[ServerProcess, dict[str, Project]], tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
+def test_cli_reads_from_the_running_server(env: tuple[ServerProcess, dict[str, Project]]) -> None:
     server, projects = env
     batch = make_batch(events=2)
     assert post(server, batch, projects["shop"].public_key).status_code == 200
