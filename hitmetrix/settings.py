@@ -31,6 +31,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", int, 1_048_576, "Largest capture request body accepted, as sent."),
     Setting("max_decompressed_bytes", int, 8_388_608, "Largest capture body after gzip decompression."),
     Setting("max_events_per_batch", int, 1000, "Most events accepted in one batch."),
+    Setting("max_chunk_json_bytes", int, 8_388_608, "Largest recording chunk accepted, once decompressed."),
+    Setting(
+        "max_recording_bytes_per_batch",
+        int,
+        16_777_216,
+        "Most decompressed recording bytes (all chunks together) one capture request may carry.",
+    ),
+    Setting("max_json_depth", int, 512, "Deepest nesting of arrays and objects accepted in a body or a chunk."),
     Setting("rate_limit_rps", float, 50.0, "Capture requests per second allowed per client IP and project."),
     Setting("rate_limit_burst", int, 200, "Capture requests a client may burst above the rate."),
     Setting(
@@ -45,6 +53,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spool_segment_max_age_s", float, 1.0, "Seal a non-empty spool segment after this many seconds."),
     Setting("loader_poll_interval_s", float, 0.2, "How often the loader looks for sealed segments."),
     Setting("loader_max_batch_segments", int, 64, "Most sealed segments loaded in one store insert."),
+    Setting(
+        "loader_project_bytes_per_round",
+        int,
+        33_554_432,
+        "Recording bytes (decompressed) the loader works through for one project before turning to the others.",
+    ),
     Setting("geoip", bool, True, "Look up country and ASN of client IPs in the bundled offline database."),
     Setting("demo", bool, False, "Create a demo project and serve the self-recording demo site at /demo/."),
     Setting("log_level", str, "info", "Log level.", ("debug", "info", "warning", "error")),

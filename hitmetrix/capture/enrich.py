@@ -135,10 +135,12 @@ def received_time(ctx: Enrichment) -> Enrichment:
 
 
 def event_ids(ctx: Enrichment) -> Enrichment:
+    """The client's batch and event ids where it sent them (a retry then dedupes), fresh UUIDv7s elsewhere."""
     stored = ctx.stored
-    stored.batch_id = uuid7_strings(stored.received_at, 1)[0]
-    for event, event_id in zip(stored.events, uuid7_strings(stored.received_at, len(stored.events)), strict=True):
-        event.event_id = event_id
+    stored.batch_id = ctx.incoming.batch_id or uuid7_strings(stored.received_at, 1)[0]
+    fresh = uuid7_strings(stored.received_at, len(stored.events))
+    for event, incoming, event_id in zip(stored.events, ctx.incoming.events, fresh, strict=True):
+        event.event_id = incoming.id or event_id
     return ctx
 
 

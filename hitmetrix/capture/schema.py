@@ -27,11 +27,15 @@ ClientId = Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[
 EpochMs = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Pixels = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+# A client-made event id: a canonical lower-case UUID, stored as the event's id.
+EventId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 
 
 class IncomingEvent(msgspec.Struct, kw_only=True, gc=False):
     type: EventType
     ts: EpochMs
+    # Made by the client, kept across retries; the server makes one when absent.
+    id: EventId | None = None
     url: Annotated[str, msgspec.Meta(max_length=2048)] = ""
     title: Annotated[str, msgspec.Meta(max_length=512)] = ""
     referrer: Annotated[str, msgspec.Meta(max_length=2048)] = ""
@@ -59,6 +63,9 @@ class IncomingChunk(msgspec.Struct, kw_only=True, gc=False):
 class IncomingBatch(msgspec.Struct, kw_only=True, gc=False):
     session_id: ClientId
     anonymous_id: ClientId
+    # Made by the client once per batch and resent unchanged on every retry: the loader stores a
+    # (project, session, batch_id) once, so a retry after a lost response is not stored twice.
+    batch_id: ClientId | None = None
     key: Annotated[str, msgspec.Meta(max_length=64)] = ""
     user_id: Annotated[str, msgspec.Meta(max_length=256)] = ""
     sent_at: EpochMs | None = None
