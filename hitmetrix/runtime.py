@@ -122,9 +122,27 @@ def ensure_admin_token(data_dir: Path) -> str:
     return token
 
 
+def private_data_dir(data_dir: Path) -> None:
+    """Make the data directory the owner's alone: 0700, and files created from now on 0600.
+
+    It holds recordings, events and the admin token. The umask covers what this
+    process creates (spool, store, blobs, SQLite); group and other bits left on
+    an older directory's files are taken off once here.
+    """
+    os.umask(0o077)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            mode = os.lstat(path).st_mode
+            if mode & 0o077 and not os.path.islink(path):
+                os.chmod(path, mode & 0o700)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     data_dir = Path(settings.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(data_dir)
     meta = MetaStore(settings.metadata_url, data_dir)
     store = ChdbStore(data_dir / "clickhouse")
     blobs = BlobStore(data_dir / "recordings")

@@ -7,11 +7,12 @@ in ``accounts`` and ``web_sessions``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import DateTime, String, Text, create_engine, event, select
+from sqlalchemy import DateTime, String, Text, create_engine, event, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -34,10 +35,18 @@ class Project(Base):
     ip_hash_key: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(32))
     # Newline-separated origins (scheme://host[:port]); empty allows any origin.
     allowed_origins: Mapped[str] = mapped_column(Text, default="")
+    # Newline-separated query-string keys whose values are kept in stored URLs; every
+    # other key's value is masked at capture (utm_* are always kept).
+    allowed_query_keys: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC))
 
     def origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.allowed_origins.splitlines() if o.strip()]
+
+    @property
+    def query_allowlist(self) -> tuple[str, ...]:
+        """Query keys whose values capture keeps (besides ``utm_*``)."""
+        return tuple(k for k in (self.allowed_query_keys or "").splitlines() if k)
 
     def script_tag(self, base_url: str) -> str:
         """The one tag a site adds to record visits, loading the tracker from base_url."""
@@ -68,6 +77,25 @@ def parse_origins(text: str) -> str:
     return "\n".join(origins)
 
 
+_QUERY_KEY = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
+MAX_QUERY_KEYS = 100
+
+
+def parse_query_keys(text: str) -> str:
+    """Query-string keys, separated by commas, spaces or lines, checked and de-duplicated."""
+    keys: list[str] = []
+    for key in re.split(r"[\s,]+", text.strip()):
+        if not key:
+            continue
+        if not _QUERY_KEY.match(key):
+            raise ValueError(f"not a query key (1-64 of letters, digits, _ . - [ ]): {key[:80]!r}")
+        if key not in keys:
+            keys.append(key)
+    if len(keys) > MAX_QUERY_KEYS:
+        raise ValueError(f"at most {MAX_QUERY_KEYS} query keys")
+    return "\n".join(keys)
+
+
 def new_public_key() -> str:
     return "hm_pk_" + secrets.token_urlsafe(18)
 
@@ -86,6 +114,7 @@ class MetaStore:
         import hitmetrix.store.web_sessions  # noqa: F401
 
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_project(self, name: str, ip_anonymisation: str = "truncate", allowed_origins: str = "") -> Project:
@@ -133,6 +162,25 @@ class MetaStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added to a model since the database was made (``create_all`` adds tables only).
+
+    A stopgap until metadata migrations arrive: only columns with a server default,
+    so rows already there get a value.
+    """
+    inspector = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or column.server_default is None:
+                continue
+            kind = column.type.compile(engine.dialect)
+            default = column.server_default.arg  # type: ignore[attr-defined]
+            ddl = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT '{default}'"
+            with engine.begin() as db:
+                db.execute(text(ddl))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

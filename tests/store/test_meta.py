@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from hitmetrix.store.meta import MetaStore
+from hitmetrix.store.meta import MetaStore, parse_query_keys
 
 
 def test_projects_get_unique_public_keys_and_are_found_by_key(tmp_path: Path) -> None:
@@ -30,3 +31,27 @@ def test_bad_ip_anonymisation_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ip_anonymisation"):
         meta.update_project(p.id, ip_anonymisation="scramble")
     assert meta.update_project(p.id, ip_anonymisation="none").ip_anonymisation == "none"
+
+
+def test_query_keys_are_checked_and_kept_per_project(tmp_path: Path) -> None:
+    meta = MetaStore("", tmp_path)
+    project = meta.create_project("shop")
+    assert project.query_allowlist == ()
+    keys = parse_query_keys("page, q\nref  page")
+    assert meta.update_project(project.id, allowed_query_keys=keys).query_allowlist == ("page", "q", "ref")
+    for bad in ("a=b", "x" * 65, "ünï", "a;b"):
+        with pytest.raises(ValueError, match="query key"):
+            parse_query_keys(bad)
+
+
+def test_a_database_from_before_a_new_column_is_upgraded_without_losing_rows(tmp_path: Path) -> None:
+    meta = MetaStore("", tmp_path)
+    kept = meta.create_project("kept", allowed_origins="https://kept.example")
+    meta.close()
+    with sqlite3.connect(tmp_path / "meta.sqlite3") as db:  # the projects table as the previous release made it
+        db.execute("ALTER TABLE projects DROP COLUMN allowed_query_keys")
+    meta = MetaStore("", tmp_path)
+    upgraded = meta.project(kept.id)
+    assert upgraded is not None and upgraded.origins() == ["https://kept.example"]
+    assert upgraded.query_allowlist == ()
+    assert meta.project_by_key(kept.public_key) is not None
