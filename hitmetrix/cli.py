@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import json
 import sys
@@ -72,6 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     session.add_argument("--recording", action="store_true", help="print the rrweb events instead")
     _add_setting_flags(session, ("data_dir", "metadata_url"))
 
+    quarantine = sub.add_parser("quarantine", help="what the loader could not store: list, show, requeue")
+    quarantine_sub = quarantine.add_subparsers(dest="quarantine_command", required=True)
+    qlist = quarantine_sub.add_parser("list", help="list quarantined items, oldest first")
+    qlist.add_argument("--requeued", action="store_true", help="list the items already requeued instead")
+    qlist.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_setting_flags(qlist, ("data_dir",))
+    qshow = quarantine_sub.add_parser("show", help="one item's reason and context, as JSON")
+    qshow.add_argument("item_id", metavar="ID")
+    qshow.add_argument("--payload-out", metavar="FILE", help="write the item's original bytes to FILE")
+    _add_setting_flags(qshow, ("data_dir",))
+    qrequeue = quarantine_sub.add_parser(
+        "requeue", help="append items back to the spool to be loaded again (through a running server if any)"
+    )
+    qrequeue.add_argument("item_ids", nargs="*", metavar="ID")
+    qrequeue.add_argument("--all", action="store_true", help="every open item that can be requeued")
+    _add_setting_flags(qrequeue, ("data_dir", "spool_fsync"))
+
     get = sub.add_parser("get", help="GET one API path (from the running server, or in process)")
     get.add_argument("path")
     _add_setting_flags(get, ("data_dir", "metadata_url"))
@@ -113,6 +131,44 @@ def _user_command(args: argparse.Namespace, meta: MetaStore) -> int:
     return 0
 
 
+def _quarantine_command(args: argparse.Namespace, settings: Settings) -> int:
+    from hitmetrix.loader.quarantine import QuarantineError
+    from hitmetrix.loader.requeue import quarantine_of, requeue_items
+
+    data_dir = Path(settings.data_dir)
+    quarantine = quarantine_of(data_dir)
+    try:
+        if args.quarantine_command == "list":
+            for item in quarantine.items(requeued=args.requeued):
+                if args.json:
+                    print(json.dumps(item.summary(), ensure_ascii=False))
+                    continue
+                at = dt.datetime.fromtimestamp(item.quarantined_at_ms / 1000, dt.UTC).isoformat(timespec="seconds")
+                context = f"project={item.project_id} session={item.session_id} batch={item.batch_id}"
+                reason = " ".join(item.reason.split())  # one line per item, whatever the error message holds
+                print(f"{item.id}\t{item.kind}\t{item.stage}\t{at}\tsegment={item.segment_id} {context}\t{reason}")
+            return 0
+        if args.quarantine_command == "show":
+            shown = quarantine.get(args.item_id)
+            if shown is None:
+                raise QuarantineError(f"no quarantined item {args.item_id}")
+            _print({**shown.summary(), "requeued": quarantine.open_item(shown.id) is None})
+            if args.payload_out:
+                Path(args.payload_out).write_bytes(shown.payload)
+            return 0
+        if args.all == bool(args.item_ids):
+            raise QuarantineError("name the items to requeue, or pass --all")
+        ids, by_server = requeue_items(data_dir, None if args.all else args.item_ids, spool_fsync=settings.spool_fsync)
+    except QuarantineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    where = "the running server's spool" if by_server else "the spool; the next `hitmetrix serve` loads them"
+    print(f"requeued {len(ids)} item(s) into {where}")
+    for value in ids:
+        print(value)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _settings(args)
@@ -134,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "user":
         return _user_command(args, MetaStore(settings.metadata_url, Path(settings.data_dir)))
+    if args.command == "quarantine":
+        return _quarantine_command(args, settings)
 
     from hitmetrix.web.server import request
 

@@ -90,7 +90,8 @@ class Runtime:
         self.spool.close()
         self.loader.stop()
         try:
-            self.loader.load_once()  # what the spool sealed on close
+            # What the spool sealed on close; recordings still in the inbox wait for the next start.
+            self.loader.load_once(drain_recordings=False)
         except Exception:  # noqa: BLE001 - left in the spool, loaded at the next start
             log.exception("could not load every sealed segment at shutdown; they stay in the spool")
         self.store.close()
@@ -156,8 +157,13 @@ def build_runtime(settings: Settings) -> Runtime:
         spool,
         store,
         blobs,
+        data_dir=data_dir,
         max_batch_segments=settings.loader_max_batch_segments,
         poll_interval_s=settings.loader_poll_interval_s,
+        max_chunk_json_bytes=settings.max_chunk_json_bytes,
+        max_json_depth=settings.max_json_depth,
+        project_bytes_per_round=settings.loader_project_bytes_per_round,
+        append=lambda record: spool.append_blocking(record, 30.0),  # requeued quarantine items
     )
     return Runtime(
         settings=settings,

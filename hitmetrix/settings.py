@@ -62,6 +62,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("geoip", bool, True, "Look up country and ASN of client IPs in the bundled offline database."),
     Setting("demo", bool, False, "Create a demo project and serve the self-recording demo site at /demo/."),
     Setting("log_level", str, "info", "Log level.", ("debug", "info", "warning", "error")),
+    Setting("log_format", str, "text", "Log lines as plain text or as one JSON object each.", ("text", "json")),
+    Setting("metrics_token", str, "", "Bearer token that /metrics requires; empty switches /metrics off."),
+    Setting("smtp_host", str, "", "Mail server for invitations and reset links; empty: links are only shown to copy."),
+    Setting("smtp_port", int, 587, "Mail server port."),
+    Setting("smtp_user", str, "", "Mail server user name; empty: no login."),
+    Setting("smtp_password", str, "", "Mail server password."),
+    Setting("smtp_from", str, "", "Sender address of mails Hitmetrix sends."),
+    Setting("smtp_starttls", bool, True, "Use STARTTLS with the mail server."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

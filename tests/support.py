@@ -1,8 +1,9 @@
-"""Test support: real server processes on 127.0.0.1 and batch builders."""
+"""Test support: real server processes on 127.0.0.1 (whose logs are checked for tracebacks) and batch builders."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -43,16 +44,32 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 30.0, interval_s: 
 
 
 class ServerProcess:
-    """`hitmetrix serve` as a real child process."""
+    """`hitmetrix serve` as a real child process.
 
-    def __init__(self, data_dir: Path, *, demo: bool = True, env: dict[str, str] | None = None) -> None:
+    Its log is scanned for tracebacks after every test (tests/conftest.py): a
+    traceback fails the test unless the server was started with
+    ``allow_tracebacks=True`` or the test is marked ``expect_tracebacks``, for
+    tests that provoke a logged error on purpose.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        demo: bool = True,
+        env: dict[str, str] | None = None,
+        allow_tracebacks: bool = False,
+    ) -> None:
         self.data_dir = data_dir
         self.demo = demo
         self.env = env or {}
+        self.allow_tracebacks = allow_tracebacks
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.log_checked_bytes = 0
+        SERVERS.append(self)
 
     def start(self, timeout_s: float = 60.0) -> ServerProcess:
         """Start (or restart, on the same port) and wait until healthy."""
@@ -88,6 +105,22 @@ class ServerProcess:
         except OSError:
             return ""
 
+    def new_tracebacks(self) -> list[str]:
+        """Tracebacks this server logged since the last call (each as its text up to the exception line)."""
+        if self.proc is not None and self.proc.poll() is None:
+            # A request after the test's last one: the server has logged whatever that one raised.
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(self.url + "/healthz", timeout=5.0)
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.log_checked_bytes)
+                fresh = log.read()
+        except FileNotFoundError:
+            return []
+        complete = fresh[: fresh.rfind(b"\n") + 1]  # a line still being written is read next time
+        self.log_checked_bytes += len(complete)
+        return tracebacks_in(complete.decode(errors="replace"))
+
     def kill9(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -109,6 +142,32 @@ class ServerProcess:
 
     def api(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=30.0)
+
+
+SERVERS: list[ServerProcess] = []  # every server the tests made, for the traceback gate
+
+
+def tracebacks_in(log_text: str) -> list[str]:
+    """Each traceback in a log: its "Traceback" line, the indented frames, and the exception line."""
+    found = []
+    lines = log_text.splitlines()
+    for i, line in enumerate(lines):
+        if "Traceback" in line:
+            end = i + 1
+            while end < len(lines) and (not lines[end].strip() or lines[end][:1].isspace()):
+                end += 1
+            found.append("\n".join(lines[i : end + 1]))
+    return found
+
+
+def unexpected_tracebacks() -> list[str]:
+    """Tracebacks logged since the last call by servers that did not expect any, with the log they are in."""
+    found = []
+    for server in SERVERS:
+        fresh = server.new_tracebacks()
+        if not server.allow_tracebacks:
+            found += [f"{server.log_path}:\n{text}" for text in fresh]
+    return found
 
 
 def gzip_b64(rrweb_events: list[dict[str, Any]]) -> str:

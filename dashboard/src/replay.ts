@@ -14,7 +14,11 @@
  * the moment it points at); without it the replay starts playing at once.
  *
  * Every recorded event passes through `RecordingSanitiser` first (see
- * sanitise.ts for what the replay does against hostile recordings).
+ * sanitise.ts for what the replay does against hostile recordings), which
+ * lets the replay load resources only from the dashboard and the project's
+ * allowed origins (`data-media-origins`, the same list as the page's CSP).
+ * The replay document gets a `no-referrer` policy of its own on top of the
+ * page's, so that no request it makes names the dashboard.
  */
 import Player from 'rrweb-player';
 import 'rrweb-player/dist/style.css';
@@ -45,8 +49,10 @@ export interface HmReplay {
   currentTime(): number;
   /** Go to a time (ms since the recording's first event), once it is loaded. */
   seek(offsetMs: number): void;
+  /** Origins the replay may load resources from: the dashboard's own and the project's allowed origins. */
+  allowedOrigins: string[];
   /** The sanitiser applied to a copy of some events (for tests of the sanitiser itself). */
-  sanitiseEvents(events: RecordedEvent[]): RecordedEvent[];
+  sanitiseEvents(events: RecordedEvent[], allowedOrigins?: string[]): RecordedEvent[];
   lastCopiedLink: string;
 }
 
@@ -73,7 +79,8 @@ export function seekParam(search: string): number | null {
 class ReplayPage {
   private api: SessionApi;
   private chunks: ChunkInfo[];
-  private sanitiser = new RecordingSanitiser();
+  private allowedOrigins: string[];
+  private sanitiser: RecordingSanitiser;
   private player: Player | null = null;
   private timeline: Timeline;
   private currentMs = 0;
@@ -92,6 +99,8 @@ class ReplayPage {
   constructor(private root: HTMLElement) {
     this.api = new SessionApi(root.dataset.project || '', root.dataset.session || '');
     this.chunks = parseChunks(root.dataset.chunks);
+    this.allowedOrigins = [location.origin, ...parseOrigins(root.dataset.mediaOrigins)];
+    this.sanitiser = new RecordingSanitiser(this.allowedOrigins);
     this.timeline = new Timeline(byId<HTMLOListElement>('hm-events'), (ms) => this.seek(ms));
     const page = this;
     this.state = {
@@ -103,7 +112,9 @@ class ReplayPage {
       player: null,
       currentTime: () => page.currentMs,
       seek: (ms: number) => page.seek(ms),
-      sanitiseEvents: (events) => new RecordingSanitiser().events(JSON.parse(JSON.stringify(events))),
+      allowedOrigins: this.allowedOrigins,
+      sanitiseEvents: (events, origins) =>
+        new RecordingSanitiser(origins || page.allowedOrigins).events(JSON.parse(JSON.stringify(events))),
       lastCopiedLink: '',
     };
     byId<HTMLSelectElement>('hm-event-filter').addEventListener('change', (e) => {
@@ -209,11 +220,15 @@ class ReplayPage {
       },
     });
     this.player = this.state.player = player;
-    const iframe = player.getReplayer().iframe;
+    const replayer = player.getReplayer();
+    const iframe = replayer.iframe;
     if (iframe.getAttribute('sandbox') !== 'allow-same-origin') {
-      player.getReplayer().destroy();
+      replayer.destroy();
       throw new Error('refusing to replay: the replay iframe is not sandboxed as expected');
     }
+    iframe.setAttribute('referrerpolicy', 'no-referrer');
+    pinNoReferrer(iframe.contentDocument);
+    replayer.on('fullsnapshot-rebuilded', () => pinNoReferrer(iframe.contentDocument));
     this.startTime = player.getMetaData().startTime;
     for (const e of events) this.noteUrl(e);
     player.addEventListener('ui-update-current-time', (detail) => {
@@ -387,8 +402,51 @@ class ReplayPage {
   }
 }
 
+function parseOrigins(raw: string | undefined): string[] {
+  try {
+    const parsed: unknown = JSON.parse(raw || '[]');
+    return Array.isArray(parsed) ? parsed.filter((o): o is string => typeof o === 'string') : [];
+  } catch (e) {
+    return [];
+  }
+}
+
+/**
+ * Gives the replay document a `no-referrer` policy of its own. It inherits the page's already;
+ * this holds even if rrweb's rebuild (document.open) or a future rrweb changed that. A later
+ * recorded `<meta name=referrer>` would win, which is why the sanitiser makes those inert.
+ */
+function pinNoReferrer(doc: Document | null): void {
+  const parent = doc && (doc.head || doc.documentElement);
+  if (!doc || !parent) return;
+  const meta = doc.createElement('meta');
+  meta.name = 'referrer';
+  meta.content = 'no-referrer';
+  parent.insertBefore(meta, parent.firstChild);
+}
+
+/**
+ * The replay page is served with `Referrer-Policy: no-referrer`, and under that policy browsers
+ * send `Origin: null` with form posts, which the dashboard's CSRF check refuses. So the page's own
+ * post forms (sign out) are sent with fetch and a same-origin referrer policy, which sends the
+ * real Origin, and the browser then goes where the answer went.
+ */
+function postFormsWithOrigin(doc: Document): void {
+  doc.addEventListener('submit', (e) => {
+    const form = e.target;
+    if (!(form instanceof HTMLFormElement) || form.method.toLowerCase() !== 'post') return;
+    e.preventDefault();
+    const body = new URLSearchParams();
+    new FormData(form).forEach((value, name) => body.append(name, String(value)));
+    fetch(form.action, { method: 'POST', body, credentials: 'same-origin', referrerPolicy: 'same-origin' })
+      .then((answer) => location.assign(answer.redirected ? answer.url : location.href))
+      .catch(() => location.reload());
+  });
+}
+
 function main(): void {
   localiseTimes(document);
+  postFormsWithOrigin(document);
   const root = document.getElementById('replay-root');
   if (!root) return;
   const page = new ReplayPage(root);

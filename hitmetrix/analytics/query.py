@@ -2,7 +2,8 @@
 
 Analytics code never writes `FROM table` by hand. `ScopedSelect.from_()` and
 `in_subquery()` add `project_id = {project_id:UInt32}` to each table they
-touch, so no query can forget tenancy. Values are always bound parameters.
+touch, so no query can forget tenancy. Values are always bound parameters,
+written in the form ClickHouse parses parameters in (`bound_value`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,35 @@ from typing import Any
 from hitmetrix.store.schema import DATABASE
 
 _TABLE = re.compile(r"^[a-z_]+$")
+_INT_RANGES = {
+    "UInt8": (0, 2**8 - 1),
+    "UInt16": (0, 2**16 - 1),
+    "UInt32": (0, 2**32 - 1),
+    "UInt64": (0, 2**64 - 1),
+    "Int32": (-(2**31), 2**31 - 1),
+    "Int64": (-(2**63), 2**63 - 1),
+}
+# ClickHouse reads a parameter in its "escaped" text format: a backslash starts
+# an escape sequence, and a raw tab or newline ends the value early.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def bound_value(value: Any, type_: str) -> Any:
+    """value as a query parameter of ClickHouse type type_, refused if that type cannot hold it.
+
+    ClickHouse wraps an integer that does not fit its type silently, and turns
+    ``a\\b`` into ``a`` + backspace: either would be a wrong answer, not an error.
+    """
+    if type_ in _INT_RANGES:
+        low, high = _INT_RANGES[type_]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{value!r} is not a {type_}")
+        return value
+    if type_ == "String":
+        if not isinstance(value, str):
+            raise ValueError(f"{value!r} is not a string")
+        return value.translate(_ESCAPES)
+    raise ValueError(f"no rule to bind a {type_}")
 
 
 @dataclass
@@ -32,7 +62,7 @@ class ScopedSelect:
     _names: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
-        self.params["project_id"] = self.project_id
+        self.params["project_id"] = bound_value(self.project_id, "UInt32")
 
     def select(self, *columns: str) -> ScopedSelect:
         self.columns.extend(columns)
@@ -47,7 +77,7 @@ class ScopedSelect:
     def bind(self, value: Any, type_: str) -> str:
         """A fresh parameter placeholder for value."""
         name = f"p{next(self._names)}"
-        self.params[name] = value
+        self.params[name] = bound_value(value, type_)
         return f"{{{name}:{type_}}}"
 
     def where(self, condition: str) -> ScopedSelect:

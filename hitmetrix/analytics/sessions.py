@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import zstandard
 
+from hitmetrix.analytics import params as param
+from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import EventStore
@@ -24,6 +26,11 @@ DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot", "other")
 _MS = "toUnixTimestamp64Milli"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_CURSOR_MS = re.compile(r"^-?[0-9]{1,19}$")
+MAX_CURSOR_CHARS = 200  # a real cursor is under 120
+MAX_DURATION_S = 10**7
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
 # Session aggregates over session_segments; aliases equal the API's field names.
 _SUMMARY_COLUMNS = (
     "session_id",
@@ -64,56 +71,25 @@ class SessionFilters:
 
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> SessionFilters:
-        """Parse URL parameters; raise ValueError with a message a person can act on."""
-
-        def text(name: str, max_len: int) -> str:
-            value = (params.get(name) or "").strip()
-            if len(value) > max_len:
-                raise ValueError(f"{name} is too long (at most {max_len} characters)")
-            return value
-
-        def date(name: str) -> dt.date | None:
-            value = text(name, 32)
-            if not value:
-                return None
-            try:
-                return dt.date.fromisoformat(value[:10])
-            except ValueError:
-                raise ValueError(f"{name} must be a date like 2026-11-27") from None
-
-        def seconds(name: str) -> float | None:
-            value = text(name, 16)
-            if not value:
-                return None
-            try:
-                number = float(value)
-            except ValueError:
-                raise ValueError(f"{name} must be a number of seconds") from None
-            if not 0 <= number < 10**7:
-                raise ValueError(f"{name} must be between 0 and 10,000,000 seconds")
-            return number
-
-        country = text("country", 2).upper()
+        """Parse URL parameters; raise BadParameter with a message a person can act on."""
+        country = param.text(params, "country", 64).upper()
         if country and not _COUNTRY.match(country):
-            raise ValueError("country must be a two-letter code like DE")
-        device = text("device", 16).lower()
-        if device and device not in DEVICE_TYPES:
-            raise ValueError(f"device must be one of {', '.join(DEVICE_TYPES)}")
+            raise BadParameter("country", "country must be a two-letter code like DE")
         filters = cls(
-            date_from=date("from"),
-            date_to=date("to"),
-            url=text("url", 500),
+            date_from=param.day(params, "from"),
+            date_to=param.day(params, "to"),
+            url=param.text(params, "url", 500),
             country=country,
-            device=device,
-            browser=text("browser", 64),
-            os=text("os", 64),
-            min_duration=seconds("min_duration"),
-            max_duration=seconds("max_duration"),
-            has_errors=(params.get("has_errors") or "").lower() in ("1", "true", "on", "yes"),
-            user=text("user", 256),
+            device=param.choice(params, "device", DEVICE_TYPES),
+            browser=param.text(params, "browser", 64),
+            os=param.text(params, "os", 64),
+            min_duration=param.seconds(params, "min_duration", MAX_DURATION_S),
+            max_duration=param.seconds(params, "max_duration", MAX_DURATION_S),
+            has_errors=param.flag(params, "has_errors"),
+            user=param.text(params, "user", 256),
         )
         if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
-            raise ValueError("from must not be after to")
+            raise BadParameter("from", "from must not be after to")
         return filters
 
     def to_query(self) -> dict[str, str]:
@@ -138,14 +114,17 @@ def encode_cursor(started_at_ms: int, session_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The (started_at ms, session id) a page continues after; BadParameter for anything else."""
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         ts, _, sid = raw.partition(":")
-        if not _SESSION_ID.match(sid):
+        if not _CURSOR_MS.match(ts) or not _SESSION_ID.match(sid) or not -(2**63) <= int(ts) < 2**63:
             raise ValueError
         return int(ts), sid
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("cursor is not valid (copy the link again)") from None
+        raise BadParameter("cursor", "cursor is not valid (copy the link again)") from None
 
 
 def _day_ms(day: dt.date) -> int:
@@ -153,6 +132,8 @@ def _day_ms(day: dt.date) -> int:
 
 
 def sessions_query(project_id: int, filters: SessionFilters, cursor: str | None, limit: int) -> ScopedSelect:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise BadParameter("limit", f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     q = ScopedSelect(project_id).select(*_SUMMARY_COLUMNS).from_("session_segments", final=True)
     q.group_by.append("session_id")
     if filters.date_from:
@@ -192,7 +173,11 @@ def sessions_query(project_id: int, filters: SessionFilters, cursor: str | None,
 
 
 def list_sessions(
-    store: EventStore, project_id: int, filters: SessionFilters, cursor: str | None = None, limit: int = 50
+    store: EventStore,
+    project_id: int,
+    filters: SessionFilters,
+    cursor: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest sessions first, one summary row each, and the cursor of the next page (or None)."""
     q = sessions_query(project_id, filters, cursor, limit)

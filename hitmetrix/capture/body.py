@@ -4,9 +4,9 @@ and gzip decompression with its own cap (a small gzip can inflate enormously).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import AsyncIterator
 
+from hitmetrix.capture.inflate import InflateError, InflateTooLargeError, gunzip_capped
 from hitmetrix.capture.schema import CaptureError
 
 # text/plain is what navigator.sendBeacon sends for a string body.
@@ -41,19 +41,18 @@ async def read_capped(chunks: AsyncIterator[bytes], max_body_bytes: int) -> byte
 
 
 def decode_content(body: bytes, content_encoding: str, max_decompressed_bytes: int) -> bytes:
-    """The body after Content-Encoding: identity or gzip; 413 past the cap, 400 if corrupt."""
+    """The body after Content-Encoding: identity or gzip (one or more members, nothing after them);
+    413 past the cap or at a zip-bomb ratio, 400 if corrupt, truncated or followed by other bytes."""
     encoding = content_encoding.strip().lower()
     if encoding in _IDENTITY:
         return body
     if encoding not in _GZIP:
         raise CaptureError(415, f"unsupported content encoding {encoding!r}: use gzip or none")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        data = inflater.decompress(body, max_decompressed_bytes + 1)
-    except zlib.error as exc:
-        raise CaptureError(400, f"malformed gzip body: {exc}", "$") from None
-    if len(data) > max_decompressed_bytes or inflater.unconsumed_tail:
-        raise CaptureError(413, f"decompressed body larger than {max_decompressed_bytes} bytes")
-    if not inflater.eof:
-        raise CaptureError(400, "truncated gzip body", "$")
-    return data
+        return gunzip_capped(body, max_decompressed_bytes)
+    except InflateTooLargeError as exc:
+        if exc.over_ratio:
+            raise CaptureError(413, f"gzip body {exc.reason}") from None
+        raise CaptureError(413, f"decompressed body larger than {max_decompressed_bytes} bytes") from None
+    except InflateError as exc:
+        raise CaptureError(400, f"malformed gzip body: {exc.reason}", "$") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +23,11 @@ class CaptureProject(Protocol):
     def ip_hash_key(self) -> str: ...
 
     def origins(self) -> list[str]: ...  # empty: any origin
+
+    # Query keys whose values are kept in stored URLs besides utm_* (every other value is masked).
+    # Read with getattr(project, "query_allowlist", ()): a project without it keeps utm_* only.
+    @property
+    def query_allowlist(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,29 @@
 IncomingBatch into the StoredBatch appended to the spool.
 
 Each step takes the ``Enrichment`` and returns it; a step drops the batch by
-calling ``drop()`` with a reason from ``DROP_REASONS``. Every step is timed under
+calling ``drop()`` with a reason from ``DROP_REASONS`` (answered 200, nothing
+stored), and refuses it by raising ``CaptureError`` (answered 4xx, naming the
+field: the client must not send it again as it is). Every step is timed under
 its name in ``STEP_TIMINGS``; drops are counted in ``DROPS``.
 
 Timestamps: ``ts = client_ts + skew`` with ``skew = received_at - sent_at``
-(``sent_at``: the client clock when this attempt was sent). A positive skew of
-at most ``SKEW_TOLERANCE_MS`` is transit time, not clock error, and is ignored; a
+(``sent_at``: the client clock when this attempt was sent; ``received_at``: our
+clock when the request arrived, before its body was read, so that a slow upload
+is not taken for client clock error). A positive skew of at most
+``SKEW_TOLERANCE_MS`` is transit time, not clock error, and is ignored; a
 negative one always means the client clock is ahead and is always applied.
 Nothing happens after we receive it: if the latest event would still lie after
 ``received_at`` (no ``sent_at``, or events stamped after it), the whole batch is
 shifted back so that it ends at ``received_at`` — one shift for all events, so
-their order and the gaps between them are kept.
+their order and the gaps between them are kept. Then every time must be one the
+store keeps (``storable_ts_range_ms``): ``sent_at``, each corrected event time and
+each chunk's ``first_ts``/``last_ts``; anything else is refused, never acknowledged
+and dropped later.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections import Counter
@@ -27,9 +35,12 @@ from typing import ClassVar, Literal
 from hitmetrix.capture.context import CaptureProject
 from hitmetrix.capture.geo import lookup_geo
 from hitmetrix.capture.network import IPAddress, IPNetwork, anonymise_ip, client_address
-from hitmetrix.capture.schema import IncomingBatch, props_text
+from hitmetrix.capture.schema import CaptureError, IncomingBatch, props_text
+from hitmetrix.capture.scrub import allowed_query_keys, scrub_props, scrub_text, scrub_url
 from hitmetrix.capture.useragent import MAX_USER_AGENT_CHARS, parse_user_agent
+from hitmetrix.loader.rows import storable_ts_range_ms
 from hitmetrix.model import StoredBatch, StoredChunk, StoredEvent
+from hitmetrix.store.schema import EVENT_RETENTION_DAYS
 
 SKEW_TOLERANCE_MS = 1000
 DropReason = Literal["empty"]
@@ -41,6 +52,8 @@ class RequestFacts:
     peer: str  # socket peer address, "" when unknown
     forwarded_for: str  # X-Forwarded-For as received, "" when absent
     user_agent: str
+    # Our clock when the request arrived, before its body was read; None: the clock at received_time.
+    received_at_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,8 @@ class Enrichment:
     # The real client address (never stored unless the project keeps addresses).
     client_ip: IPAddress | None = None
     client_ip_resolved: bool = False
+    # How far received_time moved the batch back so that it does not end after received_at.
+    shifted_back_ms: int = 0
     drop_reason: DropReason | None = None
 
     def drop(self, reason: DropReason) -> Enrichment:
@@ -117,7 +132,9 @@ def build(ctx: Enrichment) -> Enrichment:
 
 
 def received_time(ctx: Enrichment) -> Enrichment:
-    received_at = int(ctx.env.clock() * 1000)
+    received_at = ctx.facts.received_at_ms
+    if received_at is None:
+        received_at = int(ctx.env.clock() * 1000)
     ctx.received_at_ms = ctx.stored.received_at = received_at
     events = ctx.stored.events
     if not events:
@@ -128,10 +145,92 @@ def received_time(ctx: Enrichment) -> Enrichment:
         skew = 0
     latest = max(event.client_ts for event in events) + skew
     if latest > received_at:
-        skew -= latest - received_at
+        ctx.shifted_back_ms = latest - received_at
+        skew -= ctx.shifted_back_ms
     for event in events:
         event.ts = event.client_ts + skew
     return ctx
+
+
+def storable_times(ctx: Enrichment) -> Enrichment:
+    """Refuse (400, naming the field) a time the store cannot keep: the loader would drop it after our 200."""
+    low, high = storable_ts_range_ms(ctx.received_at_ms, EVENT_RETENTION_DAYS)
+    sent_at = ctx.incoming.sent_at
+    if sent_at is not None and not low <= sent_at <= high:
+        raise CaptureError(400, f"sent_at {sent_at} is not a plausible time: {_outside(low, high)}", "$.sent_at")
+    for index, chunk in enumerate(ctx.incoming.recording):
+        for name, value in (("first_ts", chunk.first_ts), ("last_ts", chunk.last_ts)):
+            if not low <= value <= high:
+                message = f"{name} {value} is {_outside(low, high)}"
+                raise CaptureError(400, message, f"$.recording[{index}].{name}")
+        if chunk.first_ts > chunk.last_ts:
+            raise CaptureError(400, "last_ts is before first_ts", f"$.recording[{index}].last_ts")
+    events = ctx.stored.events
+    if not events or low <= min(event.ts for event in events) and max(event.ts for event in events) <= high:
+        return ctx
+    for index, event in enumerate(events):
+        if not low <= event.ts <= high:
+            if low <= event.ts + ctx.shifted_back_ms <= high:
+                # Only the shift put it out of range: the event that lies furthest ahead is to blame.
+                index = max(range(len(events)), key=lambda i: events[i].client_ts)
+                event = events[index]
+                message = (
+                    f"ts {event.client_ts} lies {ctx.shifted_back_ms} ms after the request arrived; moving the "
+                    f"batch back by that much puts its other events {_outside(low, high)}"
+                )
+            else:
+                message = f"ts {event.client_ts}, {event.ts} once corrected for clock skew, is {_outside(low, high)}"
+            raise CaptureError(400, message, f"$.events[{index}].ts")
+    return ctx
+
+
+def _outside(low_ms: int, high_ms: int) -> str:
+    def iso(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    dates = f"{iso(low_ms)} to {iso(high_ms)}"
+    return f"outside the times the store keeps: {low_ms} to {high_ms} ms since the epoch ({dates})"
+
+
+def scrub(ctx: Enrichment) -> Enrichment:
+    """Mask personal data in event fields (hitmetrix.capture.scrub) before anything is spooled.
+
+    Not touched: ``user_id`` and ``identify`` traits (identifying the user is their purpose),
+    ``tag``, and recording chunks (the tracker masks inputs in the browser).
+    """
+    allowed = allowed_query_keys(getattr(ctx.project, "query_allowlist", ()))
+
+    def url(value: str) -> str:
+        return scrub_url(value, allowed)
+
+    # Events of one batch mostly share their page, title and props: scrub each distinct string once.
+    urls: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    props: dict[str, str] = {}
+    for event in ctx.stored.events:
+        if event.url:
+            event.url = _once(urls, event.url, url)
+        if event.referrer:
+            event.referrer = _once(urls, event.referrer, url)
+        # Shorter than the shortest match (a@b.co): nothing to look for.
+        if len(event.title) >= 6:
+            event.title = _once(texts, event.title, scrub_text)
+        if len(event.text) >= 6:
+            event.text = _once(texts, event.text, scrub_text)
+        if len(event.name) >= 6:
+            event.name = _once(texts, event.name, scrub_text)
+        if len(event.selector) >= 6:
+            event.selector = _once(texts, event.selector, scrub_text)
+        if event.props and event.type != "identify":
+            event.props = _once(props, event.props, scrub_props)
+    return ctx
+
+
+def _once(done: dict[str, str], value: str, scrubber: Callable[[str], str]) -> str:
+    result = done.get(value)
+    if result is None:
+        result = done[value] = scrubber(value)
+    return result
 
 
 def event_ids(ctx: Enrichment) -> Enrichment:
@@ -178,6 +277,8 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("drop_empty", drop_empty),
     ("build", build),
     ("received_time", received_time),
+    ("storable_times", storable_times),  # refusals first: the cheap checks before the work
+    ("scrub", scrub),
     ("event_ids", event_ids),
     ("client_ip", client_ip),
     ("geo", geo),  # needs the real address: before anonymise_ip

@@ -1,10 +1,15 @@
 """The capture endpoint, ``POST /api/v1/batch`` (docs/capture-api.md), and its CORS preflight.
 
-Checks run cheapest first, so that refused requests cost little: content type and
-declared length, then the key (when given in the URL or a header), origin and rate
-limit — all before the body is read — then the body under a size cap,
-decompression under a cap, schema validation, the enrichment pipeline, and the
-spool append. We answer 200 only after the append returned, i.e. is durable.
+The arrival time is taken first, before anything else (clock-skew correction
+measures against it). Checks run cheapest first, so that refused requests cost
+little: content type and declared length, then the key (when given in the URL or
+a header), origin and rate limit — all before the body is read — then the body
+under a size cap, decompression under a cap, its nesting depth, schema
+validation, the enrichment pipeline (which refuses times the store cannot keep),
+and the recording chunks inflated and checked (in a worker thread when they are
+big) — then the spool append. Everything the loader would refuse is refused
+here: we answer 200 only after the append returned, i.e. is durable, and only
+for what will be stored.
 Any exception of a class in ``CaptureContext.unavailable_errors`` (raised by the
 spool or by the project lookup) is a 503 with Retry-After; any other unexpected
 exception is a logged, generic 500.
@@ -16,7 +21,9 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from contextlib import aclosing
+from time import perf_counter
 
+import anyio.to_thread
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -25,15 +32,19 @@ from starlette.types import Receive, Scope, Send
 
 from hitmetrix.capture.body import check_content_type, check_declared_length, decode_content, read_capped
 from hitmetrix.capture.context import CaptureContext, CaptureProject
-from hitmetrix.capture.enrich import EnrichEnv, Enrichment, RequestFacts, run_pipeline
+from hitmetrix.capture.enrich import STEP_TIMINGS, EnrichEnv, Enrichment, RequestFacts, StepStats, run_pipeline
 from hitmetrix.capture.network import IPAddress, client_address, parse_trusted_proxies
 from hitmetrix.capture.ratelimit import RateLimiter
-from hitmetrix.capture.schema import CaptureError, decode_batch_body, key_in_body
+from hitmetrix.capture.recording import RecordingLimits, check_recording, compressed_bytes
+from hitmetrix.capture.schema import CaptureError, IncomingChunk, check_body_depth, decode_batch_body, key_in_body
 from hitmetrix.model import encode_batch
 
 BATCH_PATH = "/api/v1/batch"
 SPOOL_RETRY_AFTER_S = 1
 KEY_HEADER = "x-hitmetrix-key"
+# Recording chunks weighing more than this as sent are checked in a worker thread, so that
+# inflating and parsing them (~1 ms per 20 KiB sent) does not hold up other requests.
+INLINE_RECORDING_BYTES = 64 * 1024
 
 _CORS_HEADERS = {
     "Vary": "Origin",
@@ -71,6 +82,12 @@ class CaptureEndpoint:
         self.max_body_bytes: int = settings.max_body_bytes
         self.max_decompressed_bytes: int = settings.max_decompressed_bytes
         self.max_events: int = settings.max_events_per_batch
+        self.max_json_depth: int = settings.max_json_depth
+        self.recording_limits = RecordingLimits(
+            max_chunk_json_bytes=settings.max_chunk_json_bytes,
+            max_recording_bytes=settings.max_recording_bytes_per_batch,
+            max_json_depth=settings.max_json_depth,
+        )
         self.env = EnrichEnv(
             clock=ctx.clock, trusted_proxies=parse_trusted_proxies(settings.trusted_proxies), geoip=settings.geoip
         )
@@ -113,6 +130,8 @@ class CaptureEndpoint:
         return _answer(204, None, origin)
 
     async def _capture(self, request: Request, origin: str) -> Response:
+        # Before the body is read: however long the upload takes, it is not client clock error.
+        received_at_ms = int(self.ctx.clock() * 1000)
         headers = request.headers
         check_content_type(headers.get("content-type", ""))
         check_declared_length(headers.get("content-length", ""), self.max_body_bytes)
@@ -121,6 +140,7 @@ class CaptureEndpoint:
             # Several X-Forwarded-For lines form one list, in order.
             forwarded_for=",".join(headers.getlist("x-forwarded-for")),
             user_agent=headers.get("user-agent", ""),
+            received_at_ms=received_at_ms,
         )
         client = client_address(facts.peer, facts.forwarded_for, self.env.trusted_proxies)
 
@@ -129,6 +149,7 @@ class CaptureEndpoint:
         async with aclosing(request.stream()) as chunks:
             body = await read_capped(chunks, self.max_body_bytes)
         raw = decode_content(body, headers.get("content-encoding", ""), self.max_decompressed_bytes)
+        check_body_depth(raw, self.max_json_depth)  # before anything decodes it
         if project is None:
             project = self._admit(key_in_body(raw), origin, client)
 
@@ -138,9 +159,21 @@ class CaptureEndpoint:
         )
         if enrichment.drop_reason is not None:
             return _answer(200, {"ok": True, "events": 0, "chunks": 0}, origin)
+        if incoming.recording:
+            await self._check_recording(incoming.recording)
         stored = enrichment.stored
         await self.ctx.spool_append(encode_batch(stored))
         return _answer(200, {"ok": True, "events": len(stored.events), "chunks": len(stored.recording)}, origin)
+
+    async def _check_recording(self, chunks: list[IncomingChunk]) -> None:
+        started = perf_counter()
+        try:
+            if compressed_bytes(chunks) <= INLINE_RECORDING_BYTES:
+                check_recording(chunks, self.recording_limits)
+            else:
+                await anyio.to_thread.run_sync(check_recording, chunks, self.recording_limits)
+        finally:
+            STEP_TIMINGS.setdefault("check_recording", StepStats()).observe(perf_counter() - started)
 
     def _admit(self, key: str, origin: str, client: IPAddress | None) -> CaptureProject:
         """Key → project, then origin and rate limit; raises the refusal."""

@@ -3,6 +3,8 @@
 Decoding validates types, lengths and id patterns in one pass; the few limits that
 depend on settings or need a look at values (batch size, props size, gzip magic)
 are checked right after. Every failure is a ``CaptureError`` naming the field.
+``check_body_depth`` must run on a body before anything decodes it: msgspec
+recurses per nesting level and would otherwise fail with RecursionError.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 from typing import Annotated, Literal, get_args
 
 import msgspec
+
+from hitmetrix.capture.jsondepth import JsonTooDeepError, check_json_depth
 
 MAX_CHUNKS_PER_BATCH = 50
 MAX_PROPS_BYTES = 16 * 1024
@@ -100,8 +104,16 @@ def _schema_error(exc: msgspec.ValidationError) -> CaptureError:
     return CaptureError(400, message[: match.start()], match.group(1))
 
 
+def check_body_depth(raw: bytes, max_depth: int) -> None:
+    """400 when the (decompressed) body nests arrays and objects deeper than ``max_depth``."""
+    try:
+        check_json_depth(raw, max_depth)
+    except JsonTooDeepError as exc:
+        raise CaptureError(400, f"body {exc.reason}", "$") from None
+
+
 def decode_batch_body(raw: bytes, *, max_events: int = 1000) -> IncomingBatch:
-    """Decode and validate a (decompressed) request body, or raise ``CaptureError``."""
+    """Decode and validate a (decompressed, depth-checked) request body, or raise ``CaptureError``."""
     try:
         # msgspec checks UTF-8 in the strings it decodes, not in the props it keeps raw:
         # checking the whole body once makes every Raw slice valid UTF-8 too.
@@ -113,6 +125,8 @@ def decode_batch_body(raw: bytes, *, max_events: int = 1000) -> IncomingBatch:
         raise CaptureError(400, f"body is not valid UTF-8: {exc.reason} at byte {exc.start}", "$") from None
     except (msgspec.DecodeError, ValueError) as exc:
         raise CaptureError(400, f"malformed JSON: {exc}", "$") from None
+    except RecursionError:  # only without check_body_depth, or with a max_depth the parser cannot take
+        raise CaptureError(400, "body nested too deep to decode", "$") from None
     if len(batch.events) > max_events:
         raise CaptureError(413, f"too many events: {len(batch.events)} > {max_events}", "$.events")
     if len(batch.recording) > MAX_CHUNKS_PER_BATCH:
@@ -152,3 +166,5 @@ def key_in_body(raw: bytes) -> str:
         raise _schema_error(exc) from None
     except (msgspec.DecodeError, ValueError) as exc:
         raise CaptureError(400, f"malformed JSON: {exc}", "$") from None
+    except RecursionError:
+        raise CaptureError(400, "body nested too deep to decode", "$") from None

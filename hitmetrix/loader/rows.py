@@ -2,7 +2,8 @@
 
 Batch-level fields (who, where, which browser) are built once per batch and
 repeated per event with one ``take``; integers are clamped to their column type
-so one odd value can never make a whole segment unloadable.
+so one odd value can never make a whole segment unloadable. What cannot be
+clamped raises ValueError, and the loader quarantines that batch alone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ _DAY_MS = 86_400_000
 _DATETIME_END_MS = 2**32 * 1000  # ClickHouse DateTime ends in 2106
 # Event columns whose source field has another name.
 _RENAMED = {"viewport_w": "vw", "viewport_h": "vh"}
+_UUID = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+_EVENT_ID_COLUMN = [name for name, _, _ in EVENT_COLUMNS].index("event_id")
 
 
 class RecordingRow(NamedTuple):
@@ -71,7 +74,16 @@ def event_table(batches: Sequence[StoredBatch], segment_id: int) -> pa.Table:
             arrays.append(pa.repeat(pa.scalar(segment_id, arrow_type), len(events)))
         else:
             raise AssertionError(f"events column {name} has no source")
+    _check_event_ids(arrays[_EVENT_ID_COLUMN])
     return pa.Table.from_arrays(arrays, schema=EVENTS_ARROW)
+
+
+def _check_event_ids(ids: pa.Array) -> None:
+    """ClickHouse would store any other string as the nil UUID, silently merging unrelated events."""
+    valid = pc.match_substring_regex(ids, _UUID)
+    if not pc.all(valid).as_py():
+        bad = ids.filter(pc.invert(valid))[0].as_py()
+        raise ValueError(f"event_id {bad[:80]!r} is not a UUID")
 
 
 def storable_ts_range_ms(now_ms: int, retention_days: int) -> tuple[int, int]:

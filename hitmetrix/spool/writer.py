@@ -21,8 +21,6 @@ from hitmetrix.spool.active import ActiveSegment, SegmentFile, TornWriteError, o
 from hitmetrix.spool.pending import Pending, settle
 from hitmetrix.spool.segment import (
     QUARANTINE_DIR,
-    encode_records,
-    move_to_quarantine,
     parse_segment_name,
     read_records,
     recover_open_segment,
@@ -180,17 +178,39 @@ class Spool:
     def remove_segment(self, segment_id: int) -> None:
         segment_path(self.directory, segment_id, sealed=True).unlink(missing_ok=True)
 
-    def quarantine_segment(self, segment_id: int) -> Path:
-        """Move a sealed segment that cannot be loaded to ``quarantine/``."""
-        return move_to_quarantine(segment_path(self.directory, segment_id, sealed=True), durable=self._durable)
+    def segment_bytes(self, segment_id: int) -> bytes:
+        """A sealed segment's file as it is, for salvaging and keeping a damaged one."""
+        return segment_path(self.directory, segment_id, sealed=True).read_bytes()
 
-    def quarantine_records(self, segment_id: int, payloads: list[bytes]) -> Path:
-        """Keep records the loader could not decode, in segment format, under ``quarantine/``."""
-        target_dir = self.directory / QUARANTINE_DIR
-        target_dir.mkdir(exist_ok=True)
-        target = target_dir / f"{segment_id:016d}.records.seg"
-        write_file_durably(target, encode_records(payloads), durable=self._durable)
-        return target
+    def sealed_backlog(self) -> tuple[int, float]:
+        """How many sealed segments wait for the loader, and the oldest one's age in seconds (0.0 if none).
+
+        The age is wall-clock time since the segment's last write, i.e. roughly since it was sealed.
+        """
+        oldest_mtime: float | None = None
+        count = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:  # never started on this data directory
+            return 0, 0.0
+        for entry in entries:
+            parsed = parse_segment_name(entry.name)
+            if parsed is None or not parsed[1]:
+                continue
+            try:
+                mtime = entry.stat().st_mtime
+            except FileNotFoundError:  # loaded meanwhile
+                continue
+            count += 1
+            oldest_mtime = mtime if oldest_mtime is None else min(oldest_mtime, mtime)
+        if oldest_mtime is None:
+            return 0, 0.0
+        return count, max(0.0, time.time() - oldest_mtime)
+
+    def quarantined_files(self) -> list[Path]:
+        """Files that start-up recovery moved aside (an open segment without our magic)."""
+        directory = self.directory / QUARANTINE_DIR
+        return sorted(directory.iterdir()) if directory.is_dir() else []
 
     # -- the writer thread -------------------------------------------------------------
 

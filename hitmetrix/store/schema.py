@@ -82,6 +82,9 @@ def _columns_sql(columns: tuple[tuple[str, str, pa.DataType], ...]) -> str:
 # per-project retention can later be set at load time without a schema change.
 # The loader reads this too: it does not load events the TTL would delete at once.
 EVENT_RETENTION_DAYS = 3650
+# How long the loader remembers a stored batch id: a client retry comes within minutes, an
+# operator's requeue within days; an id older than this would be stored again.
+SEEN_BATCH_RETENTION_DAYS = 30
 
 DDL: tuple[str, ...] = (
     f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
@@ -127,6 +130,17 @@ SETTINGS non_replicated_deduplication_window = 10000""",
 ) ENGINE = ReplacingMergeTree(loaded_at)
 PARTITION BY toYYYYMM(first_ts)
 ORDER BY (project_id, session_id, segment_id)""",
+    # Exactly once from the client: the segment that stored each (project, session, batch id).
+    # The loader inserts a row only once the batch's events are in.
+    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.seen_batches (
+    project_id UInt32,
+    session_id String,
+    batch_id String,
+    segment_id UInt64,
+    seen_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+ORDER BY (project_id, session_id, batch_id)
+TTL toDateTime(seen_at) + toIntervalDay({SEEN_BATCH_RETENTION_DAYS}) DELETE""",
     # The loader's ledger: a segment listed here is fully stored.
     f"""CREATE TABLE IF NOT EXISTS {DATABASE}.loaded_segments (
     segment_id UInt64,

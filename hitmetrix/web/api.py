@@ -1,4 +1,9 @@
-"""Read API under /api/v1 (bearer-token protected): projects, sessions, events, recordings."""
+"""Read API under /api/v1 (bearer-token protected): projects, sessions, events, recordings.
+
+Every answer is ``Cache-Control: no-store``: recordings and session data are
+private, and a browser shared by two users must not keep one's for the other.
+A bad query parameter is a 400 ``{"error": …, "field": NAME}``.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +16,26 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hitmetrix.analytics import sessions
+from hitmetrix.analytics import params, sessions
+from hitmetrix.analytics.params import BadParameter
 from hitmetrix.runtime import Runtime
 from hitmetrix.web.auth import Principal, require_api
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+NO_STORE = {"Cache-Control": "no-store"}
 
 
-def json_response(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(msgspec.json.encode(body), status_code, headers, media_type="application/json")
+def json_response(body: Any, status_code: int = 200) -> Response:
+    return Response(msgspec.json.encode(body), status_code, NO_STORE, media_type="application/json")
 
 
 def error(status_code: int, message: str) -> Response:
     return json_response({"error": message}, status_code)
+
+
+def bad_parameter(exc: BadParameter) -> Response:
+    """400 naming the query parameter and what is wrong with it."""
+    return json_response({"error": str(exc), "field": exc.parameter}, 400)
 
 
 def api_routes(runtime: Runtime) -> list[Route]:
@@ -59,18 +71,16 @@ def api_routes(runtime: Runtime) -> list[Route]:
         pid = project_id(request)
         if pid is None:
             return error(404, "no such project")
+        query = request.query_params
+        cursor = query.get("cursor") or None
         try:
-            limit = min(max(int(request.query_params.get("limit", "50")), 1), 1000)
-        except ValueError:
-            return error(400, "limit must be an integer")
-        cursor = request.query_params.get("cursor") or None
-        try:
-            filters = sessions.SessionFilters.from_query(request.query_params)
+            limit = params.whole_number(query, "limit", sessions.DEFAULT_PAGE_SIZE, 1, sessions.MAX_PAGE_SIZE)
+            filters = sessions.SessionFilters.from_query(query)
             rows, next_cursor = await to_thread.run_sync(
                 sessions.list_sessions, runtime.store, pid, filters, cursor, limit
             )
-        except ValueError as exc:  # a bad filter or cursor, in words a person can act on
-            return error(400, str(exc))
+        except BadParameter as exc:  # a bad filter, limit or cursor, in words a person can act on
+            return bad_parameter(exc)
         return json_response({"sessions": rows, "next_cursor": next_cursor})
 
     def session_of(request: Request) -> tuple[int, str] | None:
@@ -102,8 +112,8 @@ def api_routes(runtime: Runtime) -> list[Route]:
         if chunk is None:
             return error(404, "no such recording chunk")
         body = await to_thread.run_sync(sessions.chunk_json, runtime.blobs, chunk)
-        # A chunk never changes once stored: let the browser keep it.
-        return Response(body, media_type="application/json", headers={"Cache-Control": "private, max-age=86400"})
+        # Never cached, though it never changes: after sign-out the next user of this browser must not read it.
+        return Response(body, media_type="application/json", headers=NO_STORE)
 
     async def get_recording(request: Request) -> Response:
         if (found := session_of(request)) is None:
@@ -112,7 +122,9 @@ def api_routes(runtime: Runtime) -> list[Route]:
         chunks = await to_thread.run_sync(sessions.recording_chunks, runtime.store, pid, sid)
         if not chunks:
             return error(404, "no recording for this session")
-        return StreamingResponse(sessions.iter_recording_json(runtime.blobs, chunks), media_type="application/json")
+        return StreamingResponse(
+            sessions.iter_recording_json(runtime.blobs, chunks), media_type="application/json", headers=NO_STORE
+        )
 
     return [
         Route("/api/v1/projects", guarded(list_projects), methods=["GET"]),

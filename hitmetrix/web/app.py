@@ -41,7 +41,9 @@ def build_app(runtime: Runtime) -> Starlette:
     )
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"ok": True, "loader_lag_segments": len(runtime.spool.sealed_segments())})
+        # Loader lag, recordings waiting, quarantine counts: a few directory reads, off the event loop.
+        loader = await anyio.to_thread.run_sync(runtime.loader.health)
+        return JSONResponse({"ok": True, **loader})
 
     async def tracker(request: Request) -> Response:
         if not TRACKER_PATH.exists():

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from hitmetrix.runtime import Runtime
 from hitmetrix.store import accounts
 from hitmetrix.store.web_sessions import SESSION_MAX_AGE, session_for
+from hitmetrix.web import paths  # noqa: F401 - bounds every {id:int} in the routes built after this import
 from hitmetrix.web.csrf import SAFE_METHODS, is_https, origin_ok, session_csrf_ok
 from hitmetrix.web.render import error_page
 

@@ -6,13 +6,37 @@ import html
 from typing import Any
 
 from hitmetrix import __version__
+from hitmetrix.analytics.params import MAX_DATE, MIN_DATE
+from hitmetrix.analytics.sessions import (
+    DEFAULT_PAGE_SIZE,
+    DEVICE_TYPES,
+    MAX_CURSOR_CHARS,
+    MAX_DURATION_S,
+    MAX_PAGE_SIZE,
+)
 
-_ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_ERR = {"description": "error", "content": _ERROR_CONTENT}
+_BAD_PARAMETER = {
+    "description": "a query parameter is malformed or out of range: `field` names it, `error` says what is wrong",
+    "content": _ERROR_CONTENT,
+}
+_BAD_BODY = {
+    "description": "the body is not a JSON object (or nested too deeply), or a field is wrong: `error` says which",
+    "content": _ERROR_CONTENT,
+}
+_LOCAL_ADMIN = {"description": "the local admin token has no personal API tokens", "content": _ERROR_CONTENT}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+MAX_ID = 10**18 - 1  # hitmetrix.web.paths: longer ids match no route
 
 
 def _id(name: str, kind: str = "string") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+    if kind == "integer":
+        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+        described = {"description": "at most 18 digits; a longer number matches no route (404)"}
+    else:
+        schema, described = {"type": kind}, {}
+    return {"name": name, "in": "path", "required": True, "schema": schema, **described}
 
 
 EVENT_SCHEMA: dict[str, Any] = {
@@ -70,19 +94,22 @@ def _query(name: str, description: str, kind: str = "string", **extra: Any) -> d
     return {"name": name, "in": "query", "description": description, "schema": {"type": kind, **extra}}
 
 
+_DAYS = f"between {MIN_DATE} and {MAX_DATE}"
+_PAGE_SIZE: dict[str, Any] = {"minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}
+_SECONDS: dict[str, Any] = {"minimum": 0, "exclusiveMaximum": MAX_DURATION_S}
 SESSION_FILTER_PARAMETERS: list[dict[str, Any]] = [
-    _query("cursor", "next_cursor of the previous page"),
-    _query("from", "first day (UTC) a session may start on", format="date"),
-    _query("to", "last day (UTC) a session may start on", format="date"),
-    _query("url", "a visited URL contains this (case-insensitive)"),
-    _query("country", "two-letter country code"),
-    _query("device", "device type", enum=["desktop", "mobile", "tablet", "bot", "other"]),
-    _query("browser", "browser family"),
-    _query("os", "operating system family"),
-    _query("min_duration", "shortest duration, seconds", "number"),
-    _query("max_duration", "longest duration, seconds", "number"),
+    _query("cursor", "next_cursor of the previous page", maxLength=MAX_CURSOR_CHARS),
+    _query("from", f"first day (UTC) a session may start on, {_DAYS}", format="date"),
+    _query("to", f"last day (UTC) a session may start on, {_DAYS}", format="date"),
+    _query("url", "a visited URL contains this (case-insensitive)", maxLength=500),
+    _query("country", "two-letter country code", pattern="^[A-Za-z]{2}$"),
+    _query("device", "device type", enum=list(DEVICE_TYPES)),
+    _query("browser", "browser family", maxLength=64),
+    _query("os", "operating system family", maxLength=64),
+    _query("min_duration", "shortest duration, seconds", "number", **_SECONDS),
+    _query("max_duration", "longest duration, seconds", "number", **_SECONDS),
     _query("has_errors", "only sessions with a JavaScript error", "boolean"),
-    _query("user", "identified user id"),
+    _query("user", "identified user id", maxLength=256),
 ]
 
 
@@ -99,21 +126,23 @@ PROJECT_SCHEMA: dict[str, Any] = {
     },
 }
 
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "description": "not only spaces"}
 PROJECT_CHANGES_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "maxLength": 200},
+        "name": _NAME,
         "ip_anonymisation": {"type": "string", "enum": ["none", "truncate", "hash"]},
         "allowed_origins": {"type": "array", "items": {"type": "string", "description": "scheme://host[:port]"}},
     },
 }
+NEW_PROJECT_SCHEMA: dict[str, Any] = {**PROJECT_CHANGES_SCHEMA, "required": ["name"]}
 
 NEW_TOKEN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["name", "scope"],
     "properties": {
-        "name": {"type": "string", "maxLength": 100},
+        "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"},
         "scope": {"type": "string", "enum": ["read", "write"]},
     },
 }
@@ -163,8 +192,8 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Create a project; the caller becomes its owner (write scope)",
                     "security": _BEARER,
-                    "requestBody": _json_body("ProjectChanges"),
-                    "responses": {"201": _ok("Project"), **{code: _ERR for code in ("400", "401", "403")}},
+                    "requestBody": _json_body("NewProject"),
+                    "responses": {"201": _ok("Project"), "400": _BAD_BODY, **{c: _ERR for c in ("401", "403", "413")}},
                 },
             },
             "/api/v1/projects/{project_id}": {
@@ -178,21 +207,29 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Change a project's name, allowed origins or IP anonymisation (owners, write scope)",
                     "security": _BEARER,
                     "parameters": [_id("project_id", "integer")],
-                    "requestBody": _json_body("ProjectChanges"),
-                    "responses": {"200": _ok("Project"), **{code: _ERR for code in ("400", "401", "403", "404")}},
+                    "requestBody": {"required": False, "content": _json_of("ProjectChanges")},  # none: no change
+                    "responses": {
+                        "200": _ok("Project"),
+                        "400": _BAD_BODY,
+                        **{code: _ERR for code in ("401", "403", "404", "413")},
+                    },
                 },
             },
             "/api/v1/tokens": {
                 "get": {
                     "summary": "The caller's personal API tokens (never their secrets)",
                     "security": _BEARER,
-                    "responses": {"200": {"description": "ok"}, "401": _ERR},
+                    "responses": {"200": {"description": "ok"}, "400": _LOCAL_ADMIN, "401": _ERR},
                 },
                 "post": {
                     "summary": "Create a personal API token; the answer holds the token, shown once (write scope)",
                     "security": _BEARER,
                     "requestBody": _json_body("NewToken"),
-                    "responses": {"201": {"description": "created"}, **{code: _ERR for code in ("400", "401", "403")}},
+                    "responses": {
+                        "201": {"description": "created"},
+                        "400": _BAD_BODY,
+                        **{code: _ERR for code in ("401", "403", "413")},
+                    },
                 },
             },
             "/api/v1/tokens/{token_id}": {
@@ -200,7 +237,11 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Revoke one of the caller's tokens (write scope)",
                     "security": _BEARER,
                     "parameters": [_id("token_id", "integer")],
-                    "responses": {"204": {"description": "revoked"}, **{code: _ERR for code in ("401", "403", "404")}},
+                    "responses": {
+                        "204": {"description": "revoked"},
+                        "400": _LOCAL_ADMIN,
+                        **{code: _ERR for code in ("401", "403", "404")},
+                    },
                 }
             },
             "/api/v1/projects/{project_id}/sessions": {
@@ -209,10 +250,10 @@ def openapi_document() -> dict[str, Any]:
                     "security": _BEARER,
                     "parameters": [
                         _id("project_id", "integer"),
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 1000}},
+                        _query("limit", "sessions per page", "integer", **_PAGE_SIZE),
                         *SESSION_FILTER_PARAMETERS,
                     ],
-                    "responses": {"200": {"description": "ok"}, "400": _ERR, "401": _ERR, "404": _ERR},
+                    "responses": {"200": {"description": "ok"}, "400": _BAD_PARAMETER, "401": _ERR, "404": _ERR},
                 }
             },
             "/api/v1/projects/{project_id}/sessions/{session_id}": {
@@ -254,10 +295,15 @@ def openapi_document() -> dict[str, Any]:
                 "Chunk": CHUNK_SCHEMA,
                 "Project": PROJECT_SCHEMA,
                 "ProjectChanges": PROJECT_CHANGES_SCHEMA,
+                "NewProject": NEW_PROJECT_SCHEMA,
                 "NewToken": NEW_TOKEN_SCHEMA,
                 "Error": {
                     "type": "object",
-                    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string", "description": "what is wrong, in words a person can act on"},
+                        "field": {"type": "string", "description": "the body field or query parameter at fault"},
+                    },
                 },
             },
         },

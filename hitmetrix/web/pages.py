@@ -125,6 +125,8 @@ def page_routes(runtime: Runtime) -> list[BaseRoute]:
             end_session(meta, cookie)
         response = RedirectResponse("/login", 303)
         clear_session_cookie(response, request)
+        # Whatever this browser kept of the dashboard (recordings, pages) was this user's: drop it.
+        response.headers["Clear-Site-Data"] = '"cache"'
         return response
 
     async def setup(request: Request) -> Response:

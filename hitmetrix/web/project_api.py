@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from hitmetrix.runtime import Runtime
 from hitmetrix.store import accounts
 from hitmetrix.store.meta import Project, parse_origins
+from hitmetrix.web.api import NO_STORE
 from hitmetrix.web.auth import Principal, can_manage, now_of, require_api
 from hitmetrix.web.project_pages import project_name
 
@@ -25,7 +26,7 @@ MAX_JSON_BYTES = 64 * 1024
 
 
 def _json(body: Any, status_code: int = 200) -> Response:
-    return Response(msgspec.json.encode(body), status_code, media_type="application/json")
+    return Response(msgspec.json.encode(body), status_code, NO_STORE, media_type="application/json")
 
 
 def _error(status_code: int, message: str) -> Response:
@@ -69,6 +70,8 @@ async def _body(request: Request) -> dict[str, Any] | Response:
         body = msgspec.json.decode(raw) if raw else {}
     except msgspec.DecodeError:
         return _error(400, "the body is not JSON")
+    except RecursionError:  # msgspec gives up past ~1000 levels of [ or {
+        return _error(400, "the body is nested too deeply")
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object")
     return body
@@ -82,15 +85,22 @@ def _origins_text(value: Any) -> str:
     raise ValueError("allowed_origins must be a list of origins")
 
 
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body[name]
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
 def _settings_changes(body: dict[str, Any]) -> dict[str, str]:
     unknown = set(body) - {"name", "ip_anonymisation", "allowed_origins"}
     if unknown:
         raise ValueError(f"unknown field: {sorted(unknown)[0]}")
     changes: dict[str, str] = {}
     if "name" in body:
-        changes["name"] = project_name(str(body["name"]))
+        changes["name"] = project_name(_string(body, "name"))
     if "ip_anonymisation" in body:
-        changes["ip_anonymisation"] = str(body["ip_anonymisation"])
+        changes["ip_anonymisation"] = _string(body, "ip_anonymisation")
     if "allowed_origins" in body:
         changes["allowed_origins"] = _origins_text(body["allowed_origins"])
     return changes
@@ -158,9 +168,8 @@ def project_api_routes(runtime: Runtime) -> list[BaseRoute]:
         if isinstance(body, Response):
             return body
         try:
-            token, plaintext = accounts.create_api_token(
-                meta, user_id, str(body.get("name", "")), str(body.get("scope", ""))
-            )
+            name, scope = (_string({"name": "", "scope": "", **body}, field) for field in ("name", "scope"))
+            token, plaintext = accounts.create_api_token(meta, user_id, name, scope)
         except ValueError as exc:
             return _error(400, str(exc))
         return _json({**token_json(token), "token": plaintext}, 201)

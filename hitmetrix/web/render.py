@@ -17,15 +17,20 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
 def render(
     request: Request,
-    name: str,
+    template: str,
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
+    /,
     **context: Any,
 ) -> Response:
-    """A page from ``templates/``; pass ``principal`` (and ``project``) for the top bar."""
+    """A page from ``templates/``; pass ``principal`` (and ``project``) for the top bar.
+
+    The leading parameters are positional-only so that any name, ``name`` included
+    (the forms refill a rejected name), can be a template variable.
+    """
     context.setdefault("principal", None)
     context.setdefault("project", None)
-    return templates.TemplateResponse(request, name, context, status_code=status_code, headers=headers)
+    return templates.TemplateResponse(request, template, context, status_code=status_code, headers=headers)
 
 
 def error_page(

@@ -26,6 +26,7 @@ from hitmetrix.runtime import Runtime
 from hitmetrix.store.meta import Project
 from hitmetrix.web.auth import Principal, require_page
 from hitmetrix.web.render import error_page, templates
+from hitmetrix.web.security import replay_origins, replay_page_headers
 
 PAGE_SIZE = 50
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -84,7 +85,7 @@ def session_page_routes(runtime: Runtime) -> list[BaseRoute]:
             rows, next_cursor = await to_thread.run_sync(
                 sessions.list_sessions, runtime.store, project.id, filters, cursor, PAGE_SIZE
             )
-        except ValueError as exc:
+        except sessions.BadParameter as exc:  # names the parameter; anything else is a bug, not a 400
             context["error"] = str(exc)
             status = 400
         else:
@@ -113,14 +114,18 @@ def session_page_routes(runtime: Runtime) -> list[BaseRoute]:
             return error_page(request, 404, "There is no such session in this project.", principal)
         chunks = await to_thread.run_sync(sessions.recording_chunks, runtime.store, project.id, sid)
         now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+        # The replay may load images, fonts, media and stylesheets from these (and the dashboard) only.
+        media_origins = replay_origins(project.origins())
         context = {
             "principal": principal,
             "project": project,
             "session": display_row(summary, now_ms),
             "chunks_json": json.dumps([{k: c[k] for k in _CHUNK_FIELDS} for c in chunks], separators=(",", ":")),
+            "media_origins": media_origins,
             "back_url": f"/projects/{project.id}/sessions",
         }
-        return templates.TemplateResponse(request, "replay.html", context)
+        headers = replay_page_headers(media_origins)
+        return templates.TemplateResponse(request, "replay.html", context, headers=headers)
 
     return [
         Route("/projects/{project_id:int}/sessions", session_list, methods=["GET"]),

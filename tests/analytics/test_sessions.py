@@ -83,7 +83,7 @@ def batch(
         for i in range(errors)
     ]
     return StoredBatch(
-        batch_id=f"b-{sid}",
+        batch_id=f"b-{sid}-{start_ms}",  # one id per batch: the loader stores a batch id once
         project_id=project,
         received_at=end,
         session_id=sid,

@@ -18,7 +18,13 @@ CHROME_UA = (
 
 
 def project(
-    project_id: int = 1, *, key: str = "hm_pk_test", mode: str = "none", origins: str = "", hash_key: str = "k1"
+    project_id: int = 1,
+    *,
+    key: str = "hm_pk_test",
+    mode: str = "none",
+    origins: str = "",
+    hash_key: str = "k1",
+    query_keys: str = "",
 ) -> Project:
     return Project(
         id=project_id,
@@ -27,6 +33,7 @@ def project(
         ip_anonymisation=mode,
         ip_hash_key=hash_key,
         allowed_origins=origins,
+        allowed_query_keys=query_keys,
     )
 
 
@@ -70,9 +77,12 @@ def enrichment(
     proj: Project | None = None,
     now_s: float = NOW_MS / 1000,
     env: EnrichEnv | None = None,
+    received_at_ms: int | None = None,
 ) -> Enrichment:
     return Enrichment(
-        facts=RequestFacts(peer=peer, forwarded_for=forwarded_for, user_agent=user_agent),
+        facts=RequestFacts(
+            peer=peer, forwarded_for=forwarded_for, user_agent=user_agent, received_at_ms=received_at_ms
+        ),
         project=proj or project(),
         incoming=batch if batch is not None else incoming(),
         env=env or EnrichEnv(clock=lambda: now_s),

@@ -71,3 +71,26 @@ def test_bad_gzip_is_400() -> None:
 @pytest.mark.parametrize("encoding", ["br", "deflate", "zstd"])
 def test_other_encodings_are_415(encoding: str) -> None:
     assert status_of(lambda: decode_content(b"{}", encoding, 100)) == 415
+
+
+def test_gzip_members_one_after_the_other_are_one_body() -> None:
+    assert decode_content(gzip.compress(b'{"a": ') + gzip.compress(b"1}"), "gzip", 100) == b'{"a": 1}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [gzip.compress(b"{}") + b"trailing garbage", gzip.compress(b"{}") + b"\0", b"", gzip.compress(b"{}")[:-1]],
+    ids=["garbage", "nul", "empty", "truncated"],
+)
+def test_anything_but_a_complete_gzip_stream_is_400(body: bytes) -> None:
+    with pytest.raises(CaptureError) as info:
+        decode_content(body, "gzip", 1000)
+    assert (info.value.status, info.value.field) == (400, "$")
+    assert "gzip" in info.value.message
+
+
+def test_a_zip_bomb_body_is_413_by_its_ratio_under_a_large_cap() -> None:
+    bomb = gzip.compress(b" " * (50 << 20))
+    with pytest.raises(CaptureError) as info:
+        decode_content(bomb, "gzip", 1 << 30)
+    assert info.value.status == 413 and "times its size" in info.value.message

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
 
 from hitmetrix.capture import enrich
 from hitmetrix.capture.enrich import DROP_REASONS, STEP_TIMINGS, STEPS, EnrichEnv, run_pipeline, uuid7_strings
 from hitmetrix.capture.network import parse_trusted_proxies
+from hitmetrix.capture.schema import CaptureError, decode_batch_body
 from hitmetrix.model import StoredBatch, decode_batch, encode_batch
-from tests.capture.builders import NOW_MS, enrichment, incoming, project
+from tests.capture.builders import NOW_MS, batch_dict, body_bytes, enrichment, incoming, project
 
 
 def built(**kwargs: object) -> enrich.Enrichment:
@@ -21,6 +27,8 @@ def test_step_names_are_the_documented_order() -> None:
         "drop_empty",
         "build",
         "received_time",
+        "storable_times",
+        "scrub",
         "event_ids",
         "client_ip",
         "geo",
@@ -151,3 +159,122 @@ def test_pipeline_stops_at_a_drop() -> None:
     ctx = run_pipeline(enrichment(incoming(events=0)))
     assert ctx.drop_reason == "empty"
     assert (STEP_TIMINGS["build"].count, enrich.DROPS["empty"]) == (before[0], before[1] + 1)
+
+
+def test_received_time_is_the_arrival_time_when_the_request_carries_it() -> None:
+    # The body took 5 s to arrive: the clock now says NOW + 5 s, but the request arrived at NOW.
+    ctx = enrich.received_time(built(now_s=(NOW_MS + 5000) / 1000, received_at_ms=NOW_MS))
+    assert ctx.stored.received_at == NOW_MS
+    assert [e.ts for e in ctx.stored.events] == [NOW_MS - 100, NOW_MS - 99, NOW_MS - 98]  # no shift
+
+
+def refusal(ctx: enrich.Enrichment) -> CaptureError:
+    with pytest.raises(CaptureError) as info:
+        enrich.storable_times(enrich.received_time(enrich.build(ctx)))
+    assert info.value.status == 400
+    return info.value
+
+
+YEAR_MS = 365 * 86_400_000
+
+
+def test_storable_times_refuses_an_event_the_store_would_drop() -> None:
+    batch = incoming(events=4, sent_at=None)
+    batch.events[3].ts = 31_536_000_000  # 1971
+    error = refusal(enrichment(batch))
+    assert error.field == "$.events[3].ts"
+    assert error.message.startswith("ts 31536000000, 31536000000 once corrected for clock skew, is outside the times")
+    assert "(2015-12-01T15:00:00Z to 2096-02-08T06:28:16Z)" in error.message  # the range, as ms and as dates
+
+
+def test_storable_times_refuses_implausible_sent_at() -> None:
+    for sent_at in (2**53, 0, NOW_MS - 11 * YEAR_MS):
+        error = refusal(enrichment(incoming(sent_at=sent_at)))
+        assert error.field == "$.sent_at", sent_at
+
+
+def test_storable_times_blames_the_event_that_pulled_the_batch_back() -> None:
+    batch = incoming(events=3, sent_at=None)
+    batch.events[1].ts = 2**53  # lies far ahead; the others are fine
+    error = refusal(enrichment(batch))
+    assert error.field == "$.events[1].ts"
+    assert "after the request arrived" in error.message
+    batch = incoming(events=3, sent_at=None)
+    batch.events[1].ts = NOW_MS + 60_000  # a minute ahead: shifted back, fine
+    batch.events[2].ts = 31_536_000_000  # out of range with or without the shift
+    assert refusal(enrichment(batch)).field == "$.events[2].ts"
+
+
+def test_storable_times_checks_chunks() -> None:
+    cases = [("first_ts", 2**53, "first_ts"), ("last_ts", 2**53, "last_ts"), ("first_ts", NOW_MS, "last_ts")]
+    for name, value, blamed in cases:
+        batch = incoming(events=1, chunks=2)
+        setattr(batch.recording[1], name, value)
+        assert refusal(enrichment(batch)).field == f"$.recording[1].{blamed}"
+
+
+def test_storable_times_keeps_a_clock_years_off_that_sent_at_corrects() -> None:
+    batch = incoming(events=2, sent_at=NOW_MS - 5 * YEAR_MS)
+    for event in batch.events:
+        event.ts -= 5 * YEAR_MS
+    ctx = enrich.storable_times(enrich.received_time(enrich.build(enrichment(batch))))
+    assert [e.ts for e in ctx.stored.events] == [NOW_MS - 100, NOW_MS - 99]
+
+
+def test_storable_times_shifts_slightly_future_events_back_and_keeps_them() -> None:
+    batch = incoming(events=2, sent_at=None)
+    batch.events[1].ts = NOW_MS + 60_000  # a client clock a minute fast, no sent_at
+    ctx = enrich.storable_times(enrich.received_time(enrich.build(enrichment(batch))))
+    assert [e.ts for e in ctx.stored.events] == [NOW_MS - 100 - 60_000, NOW_MS]
+
+
+def test_scrub_step_masks_event_fields_but_not_identify_traits() -> None:
+    proj = project(query_keys="q\nsort")
+    body = batch_dict(events=4, user_id="alice@example.com")
+    body["events"][0].update(
+        url="https://shop.example/s?q=shoes&email=bob@example.com",
+        referrer="https://mail.example/?token=abc",
+        title="Orders of bob@example.com",
+        text="Pay 4111 1111 1111 1111",
+        selector="a[href='mailto:bob@example.com']",
+        name="signup bob@example.com",
+    )
+    body["events"][1].update(type="error", props={"message": "no user bob@example.com", "stack": "at x"})
+    body["events"][2].update(type="custom", name="plan", props={"nested": [{"mail": "bob@example.com"}]})
+    body["events"][3].update(type="identify", props={"email": "bob@example.com"})
+    ctx = enrich.scrub(enrich.build(enrichment(decode_batch_body(body_bytes(body)), proj=proj)))
+    first, error, custom, identify = ctx.stored.events
+    assert first.url == "https://shop.example/s?q=shoes&email=*"
+    assert first.referrer == "https://mail.example/?token=*"
+    assert (first.title, first.text, first.name) == ("Orders of [email]", "Pay [card]", "signup [email]")
+    assert first.selector == "a[href='mailto:[email]']"
+    assert json.loads(error.props) == {"message": "no user [email]", "stack": "at x"}
+    assert json.loads(custom.props) == {"nested": [{"mail": "[email]"}]}
+    assert json.loads(identify.props) == {"email": "bob@example.com"}  # identifying is what identify is for
+    assert ctx.stored.user_id == "alice@example.com"
+
+
+@dataclass
+class ProjectWithoutAllowList:
+    """A CaptureProject from before query_allowlist: capture must still work with it."""
+
+    id: int = 1
+    ip_anonymisation: str = "none"
+    ip_hash_key: str = "k"
+
+    def origins(self) -> list[str]:
+        return []
+
+
+def test_scrub_step_without_a_query_allowlist_attribute() -> None:
+    body = batch_dict(events=1)
+    body["events"][0]["url"] = "https://shop.example/s?q=shoes&utm_source=x"
+    proj: Any = ProjectWithoutAllowList()
+    ctx = enrich.scrub(enrich.build(enrichment(decode_batch_body(body_bytes(body)), proj=proj)))
+    assert ctx.stored.events[0].url == "https://shop.example/s?q=*&utm_source=x"
+
+
+def test_pipeline_refusal_is_a_capture_error_not_a_drop() -> None:
+    batch = incoming(events=1, sent_at=2**53)
+    with pytest.raises(CaptureError):
+        run_pipeline(enrichment(batch))

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
+import random
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from hitmetrix.capture import BATCH_PATH, CaptureContext, capture_routes
-from hitmetrix.capture.routes import ANSWERS
+from hitmetrix.capture.enrich import STEP_TIMINGS
+from hitmetrix.capture.routes import ANSWERS, INLINE_RECORDING_BYTES
 from hitmetrix.model import StoredBatch, decode_batch
 from hitmetrix.settings import load_settings
 from hitmetrix.store.meta import Project
 from tests.capture.builders import CHROME_UA, NOW_MS, batch_dict, body_bytes, project
+from tests.capture.hostile import AS_JSON, GOOD, HOSTILE
 
 KEY = "hm_pk_test"
 URL = f"{BATCH_PATH}?key={KEY}"
@@ -37,6 +42,7 @@ class Harness:
     fail_with: Exception | None = None
     lookup_fails_with: Exception | None = None
     monotonic_s: float = 0.0
+    clock_s: float = NOW_MS / 1000  # the wall clock capture reads; a test may move it
     peer: str = "8.8.8.8"
 
     async def _append(self, payload: bytes) -> None:
@@ -55,7 +61,7 @@ class Harness:
             resolve_project=self._resolve,
             spool_append=self._append,
             unavailable_errors=(SpoolFull,),
-            clock=lambda: NOW_MS / 1000,
+            clock=lambda: self.clock_s,
             monotonic=lambda: self.monotonic_s,
         )
         app = Starlette(routes=capture_routes(ctx))
@@ -333,3 +339,152 @@ def test_several_forwarded_for_lines_form_one_list() -> None:
     headers = [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "1.1.1.1"), ("Content-Type", "application/json")]
     harness.run(lambda client: client.post(URL, content=body_bytes(batch_dict(events=1)), headers=headers))
     assert harness.stored()[0].ip == "1.1.1.1"
+
+
+# --- hostile input: refuse now, naming the field, whatever the loader would fail on later ---
+
+
+def test_the_271_byte_deep_chunk_request_is_400_not_acknowledged() -> None:
+    deep = base64.b64encode(gzip.compress(b"[" * 100_000 + b"]" * 100_000)).decode()
+    body = json.dumps(
+        {
+            "session_id": "sess_0001",
+            "anonymous_id": "anon_0001",
+            "events": [{"type": "pageview", "ts": NOW_MS}],
+            "recording": [{"seq": 0, "first_ts": NOW_MS, "last_ts": NOW_MS, "count": 1, "data": deep}],
+        },
+        separators=(",", ":"),
+    ).encode()
+    assert len(body) < 600
+    harness = Harness()
+    response = harness.post(body)
+    assert response.status_code == 400
+    assert response.json()["field"] == "$.recording[0].data"
+    assert "nested deeper than 512" in response.json()["error"]
+    assert harness.appended == []
+
+
+def test_chunk_and_request_recording_caps_are_413() -> None:
+    big_json = [{"type": 3, "data": {"n": i, "pad": "x" * 40}} for i in range(1000)]
+    medium = big_json[:500]
+    assert len(json.dumps(big_json)) > 50_000 > len(json.dumps(medium)) > 100_000 / 3  # one fits; not three
+    harness = Harness(settings={"max_chunk_json_bytes": 50_000, "max_recording_bytes_per_batch": 100_000})
+    response = harness.post(batch_dict(events=1, chunks=1) | {"recording": [_chunk(0, big_json)]})
+    assert (response.status_code, response.json()["field"]) == (413, "$.recording[0].data")
+    response = harness.post(batch_dict(events=1) | {"recording": [_chunk(i, medium) for i in range(3)]})
+    assert (response.status_code, response.json()["field"]) == (413, "$.recording")
+    assert harness.post(batch_dict(events=1) | {"recording": [_chunk(i, medium) for i in range(2)]}).status_code == 200
+    assert len(harness.appended) == 1
+
+
+def test_a_big_recording_is_checked_off_the_event_loop_and_stored() -> None:
+    rng = random.Random(5)
+    noisy = [{"type": 3, "data": {"text": f"{rng.getrandbits(128):032x}"}} for _ in range(5000)]
+    chunk = _chunk(0, noisy)
+    assert len(base64.b64decode(chunk["data"])) > INLINE_RECORDING_BYTES
+    before = STEP_TIMINGS["check_recording"].count if "check_recording" in STEP_TIMINGS else 0
+    harness = Harness()
+    response = harness.post(batch_dict(events=1) | {"recording": [chunk]})
+    assert response.status_code == 200, response.text
+    assert json.loads(gzip.decompress(harness.stored()[0].recording[0].data)) == noisy
+    assert STEP_TIMINGS["check_recording"].count == before + 1
+
+
+def test_deep_json_in_the_body_is_400() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    good = body_bytes(batch_dict(events=1))
+    harness = Harness()
+    for raw in (good[:-1] + b', "zz": ' + deep + b"}", good.replace(b'{"nav": "load"}', b'{"a": ' + deep + b"}")):
+        response = harness.post(raw)
+        assert (response.status_code, response.json()["field"]) == (400, "$")
+        assert "nested deeper than 512" in response.json()["error"]
+        response = harness.post(raw, url=BATCH_PATH)  # no key before the body: same answer
+        assert response.status_code == 400
+    assert harness.appended == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"events": 4, "ts_of_event_3": 31_536_000_000}, "$.events[3].ts"),  # 1971
+        ({"sent_at": 2**53 - 1}, "$.sent_at"),
+        ({"first_ts": 2**53}, "$.recording[0].first_ts"),
+        ({"last_ts": 10}, "$.recording[0].last_ts"),
+    ],
+)
+def test_times_the_store_cannot_keep_are_400_naming_the_field(change: dict[str, int], field: str) -> None:
+    body = batch_dict(events=change.get("events", 1), chunks=1)
+    if "ts_of_event_3" in change:
+        body["events"][3]["ts"] = change["ts_of_event_3"]
+    if "sent_at" in change:
+        body["sent_at"] = change["sent_at"]
+    for name in ("first_ts", "last_ts"):
+        if name in change:
+            body["recording"][0][name] = change[name]
+    harness = Harness()
+    response = harness.post(body)
+    assert (response.status_code, response.json()["field"]) == (400, field), response.text
+    assert harness.appended == []
+
+
+def test_upload_time_is_not_taken_for_clock_skew() -> None:
+    """The request arrives at NOW; its body takes 5 s to come in; the client clock is right."""
+    harness = Harness()
+    body = body_bytes(batch_dict(events=3))
+
+    pieces = [body[start : start + 100] for start in range(0, len(body), 100)]
+
+    async def slow_upload() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            harness.clock_s += 5.0 / len(pieces)  # the clock moves on while the body is read
+            yield piece
+
+    response = harness.run(
+        lambda client: client.post(URL, content=slow_upload(), headers={"Content-Type": "application/json"})
+    )
+    assert response.status_code == 200
+    assert round(harness.clock_s * 1000) == NOW_MS + 5000
+    [stored] = harness.stored()
+    assert stored.received_at == NOW_MS
+    assert [e.ts for e in stored.events] == [e.client_ts for e in stored.events]  # no shift
+
+
+def test_personal_data_never_reaches_the_spool() -> None:
+    harness = Harness(projects={KEY: project(key=KEY, query_keys="page")})
+    body = batch_dict(events=2)
+    body["events"][0].update(url="https://shop.example/a?email=alice@example.com&page=2", title="alice@example.com")
+    body["events"][1].update(type="error", props={"message": "card 4111 1111 1111 1111 declined"})
+    assert harness.post(body).status_code == 200
+    assert b"alice@example.com" not in harness.appended[0] and b"4111" not in harness.appended[0]
+    first, error = harness.stored()[0].events
+    assert (first.url, first.title) == ("https://shop.example/a?email=*&page=2", "[email]")
+    assert json.loads(error.props) == {"message": "card [card] declined"}
+
+
+@pytest.mark.parametrize(("what", "body", "headers", "status"), HOSTILE, ids=[case[0] for case in HOSTILE])
+def test_hostile_request(what: str, body: bytes, headers: dict[str, str], status: int) -> None:
+    harness = Harness()
+    before_500 = ANSWERS[500]
+    response = harness.run(lambda client: client.post(URL, content=body, headers=headers))
+    assert response.status_code == status, response.text
+    if status >= 400:
+        assert response.json()["error"]
+        assert harness.appended == []
+    else:
+        assert len(harness.appended) == 1
+    assert ANSWERS[500] == before_500
+
+
+def test_streamed_chunked_body_is_read_like_any_other() -> None:
+    async def chunked() -> AsyncIterator[bytes]:
+        for start in range(0, len(GOOD), 7):
+            yield GOOD[start : start + 7]
+
+    harness = Harness()
+    response = harness.run(lambda client: client.post(URL, content=chunked(), headers=AS_JSON))
+    assert response.status_code == 200 and len(harness.appended) == 1
+
+
+def _chunk(seq: int, rrweb_events: list[dict[str, Any]]) -> dict[str, Any]:
+    data = base64.b64encode(gzip.compress(json.dumps(rrweb_events).encode())).decode()
+    return {"seq": seq, "first_ts": NOW_MS - 50, "last_ts": NOW_MS - 10, "count": len(rrweb_events), "data": data}

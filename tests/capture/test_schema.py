@@ -11,6 +11,7 @@ from hitmetrix.capture.schema import (
     MAX_CHUNK_BASE64_BYTES,
     MAX_PROPS_BYTES,
     CaptureError,
+    check_body_depth,
     decode_batch_body,
     key_in_body,
 )
@@ -158,3 +159,31 @@ def test_key_in_body() -> None:
         key_in_body(b"not json")
     with pytest.raises(CaptureError):
         key_in_body(b'{"key": 5}')
+
+
+def test_body_depth_is_checked_before_decoding() -> None:
+    check_body_depth(body_bytes(batch_dict(events=50)), 8)  # a normal batch nests 4 deep
+    nested = body_bytes(batch_dict(events=1, extra=[[[[[[[[[1]]]]]]]]]))
+    with pytest.raises(CaptureError) as info:
+        check_body_depth(nested, 8)
+    assert (info.value.status, info.value.field) == (400, "$")
+    assert "nested deeper than 8" in info.value.message
+
+
+@pytest.mark.parametrize("where", ["unknown field", "props", "event field"])
+def test_decoding_a_deep_body_is_400_not_recursion_error(where: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    body = body_bytes(batch_dict(events=1))
+    if where == "unknown field":
+        raw = body[:-1] + b', "zz": ' + deep.encode() + b"}"
+    elif where == "props":
+        raw = body.replace(b'{"nav": "load"}', b'{"nav": ' + deep.encode() + b"}")
+    else:
+        raw = body.replace(b'"https://shop.example/p/0"', deep.encode())
+    with pytest.raises(CaptureError) as info:
+        check_body_depth(raw, 512)
+    assert info.value.field == "$"
+    # Without the depth check first, the decoders still answer 400 and never raise RecursionError.
+    assert refused(raw).status == 400
+    with pytest.raises(CaptureError):
+        key_in_body(raw)

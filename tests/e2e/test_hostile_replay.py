@@ -26,7 +26,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.dashboard import Member, demo_member, sign_in
+from tests.e2e.dashboard import Member, demo_member, play_to_end, sign_in
 from tests.support import ServerProcess, gzip_b64, make_batch, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -155,19 +155,6 @@ def open_replay(browser: Browser, env: Env, session_id: str) -> tuple[Page, list
     assert page.evaluate("() => window.hmReplay.error") is None
     page.wait_for_function("() => window.hmReplay.loadedChunks === window.hmReplay.totalChunks", timeout=20_000)
     return page, requests, errors
-
-
-def play_to_end(page: Page) -> None:
-    page.evaluate(
-        """() => {
-          const p = window.hmReplay.player;
-          window.HM_TEST_FINISHED = false;
-          p.getReplayer().on('finish', () => { window.HM_TEST_FINISHED = true; });
-          p.setSpeed(8);
-          p.goto(0, true);
-        }"""
-    )
-    page.wait_for_function("() => window.HM_TEST_FINISHED === true", timeout=30_000)
 
 
 def poke_replay(page: Page) -> None:
@@ -348,8 +335,9 @@ def test_forged_recording_replays_inert(browser: Browser, env: Env, artifacts: P
     assert_nothing_ran(page, requests, errors)
     assert page.evaluate("() => document.querySelector('.replayer-wrapper iframe').contentDocument.querySelector("
                          "'meta[http-equiv]')") is None
-    # The relative image resolved against the recorded page, not the dashboard.
-    assert frame.locator("#rel-img").get_attribute("src") == "http://127.0.0.1:9/relative-img.png"
+    # A relative image resolves against the recorded page, never the dashboard: here to an origin the
+    # project does not allow, so it has no src at all (test_sanitiser_rules checks the resolution).
+    assert frame.locator("#rel-img").get_attribute("src") is None
     expect(page.locator("li.hm-ev-error")).to_contain_text("<img src=x onerror=top.HM_CANARY=16>")
     page.screenshot(path=str(artifacts / "replay-hostile-forged.png"))
     page.context.close()
@@ -412,7 +400,7 @@ SANITISER_CASES = """
     {type: 3, data: {}},
     {type: 5, timestamp: 6, data: {tag: 'ok', payload: {}}},
   ];
-  const out = window.hmReplay.sanitiseEvents(events);
+  const out = window.hmReplay.sanitiseEvents(events, ['https://shop.example', 'https://ok.example']);
   const byId = {};
   let outDeep = null;
   for (const stack = [out[1].data.node]; stack.length; ) {
@@ -435,7 +423,7 @@ def test_sanitiser_rules(browser: Browser, env: Env) -> None:
     batch = make_batch(events=1, chunks=1)  # any session will do: the page carries the sanitiser
     answer = httpx.post(f"{env.server.url}/api/v1/batch", params={"key": env.member.project_key}, json=batch)
     assert answer.status_code == 200, answer.text
-    wait_stored(env, batch["session_id"], lambda body: body["recording_chunks"])
+    wait_stored(env, batch["session_id"], lambda body: body["summary"] and body["recording_chunks"])
     page.goto(f"{env.server.url}/projects/{env.member.project_id}/sessions/{batch['session_id']}")
     page.wait_for_function("() => window.hmReplay && window.hmReplay.sanitiseEvents", polling=100, timeout=15_000)
     result = page.evaluate(SANITISER_CASES)
@@ -463,9 +451,9 @@ def test_sanitiser_rules(browser: Browser, env: Env) -> None:
     assert n[18]["attributes"] == {"href": "https://shop.example/up.html"}
     assert n[19]["attributes"] == {"href": "#"}
     assert n[20]["attributes"] == {
-        "style": 'background: url("https://shop.example/a/img/bg.png"); color: red',
+        "style": 'background: url("https://shop.example/a/img/bg.png" referrer-policy(no-referrer)); color: red',
         "title": "Data: 2024",
-    }
+    }, "a kept CSS URL is fetched without a Referer (Chromium ignores the page's policy for inline CSS)"
     assert n[21]["attributes"] == {}
     assert n[22]["tagName"] == "hm-invalid"
     assert n[23]["attributes"] == {"src": "data:image/svg+xml;base64,AAAA"}
@@ -484,3 +472,133 @@ def test_sanitiser_rules(browser: Browser, env: Env) -> None:
     assert added[0]["textContent"] == "", "text added under a script is blanked"
     assert added[1]["tagName"] == "noscript" and added[1]["childNodes"][0]["textContent"] == ""
     assert added[2]["attributes"] == {"src": "https://shop.example/a/x.png"}
+
+
+ORIGIN_AND_CSS_CASES = r"""
+() => {
+  const el = (id, tagName, attributes, ...childNodes) => ({type: 2, id, tagName, attributes, childNodes});
+  const text = (id, textContent) => ({type: 3, id, textContent});
+  const events = [
+    {type: 4, timestamp: 1, data: {href: 'https://shop.example/a/page.html'}},
+    {type: 2, timestamp: 2, data: {node: {type: 0, id: 1, childNodes: [
+      el(2, 'html', {},
+        el(3, 'head', {},
+          el(4, 'meta', {NAME: ' Referrer ', content: 'unsafe-url'}),
+          el(5, 'meta', {name: 'description', content: 'kept'}),
+          el(6, 'link', {rel: 'stylesheet preload', href: 'https://shop.example/s.css'}),
+          el(7, 'link', {rel: 'Preconnect', href: 'https://shop.example/', _cssText: ''}),
+          el(8, 'link', {rel: 'stylesheet', href: 'https://evil.example/s.css'}),
+          el(9, 'style', {},
+            text(10, '@import "https://evil.example/i.css"; p { background: \\75 rl(//evil.example/x.png) }')),
+          el(11, 'style', {_cssText: '@import url(css/ok.css); .a { cursor: url(https://evil.example/c.png), auto }'}),
+        ),
+        el(12, 'body', {background: 'https://evil.example/bg.png'},
+          el(13, 'img', {src: 'https://evil.example/i.png', srcset: 'https://evil.example/a.png 1x, b.png 2x',
+                         referrerpolicy: 'unsafe-url', attributionsrc: ''}),
+          el(14, 'a', {href: 'https://evil.example/page', ping: 'https://shop.example/ping'}),
+          el(15, 'a', {href: 'next.html'}),
+          el(16, 'video', {poster: '//evil.example/p.png', src: 'https://ok.example/v.webm'}),
+          el(17, 'image', {href: '#sym', 'xlink:href': 'https://evil.example/x.svg',
+                           fill: 'url(https://evil.example/g.svg#g)'}),
+          el(18, 'set', {attributeName: 'href', to: 'https://ok.example/x.png'}),
+          el(19, 'div', {style:
+            'background-image: image-set("https://ok.example/a.png" 1x, "https://evil.example/b.png" 2x)'}),
+          el(20, 'input', {type: 'image', src: 'data:text/html,x'}),
+          el(21, 'div', {style: 'background: url("https://ok.example/u.png" referrer-policy(unsafe-url))'}),
+        ))]}}},
+    {type: 3, timestamp: 3, data: {source: 0, texts: [{id: 10, value: '@import url(https://evil.example/later.css);'}],
+      attributes: [
+        {id: 5, attributes: {name: 'referrer', content: 'unsafe-url'}},
+        {id: 6, attributes: {rel: 'prefetch stylesheet'}},
+        {id: 13, attributes: {src: 'https://ok.example/ok.png', style: {'background-image':
+          'url(https://evil.example/o.png)', color: ['red', 'important'], width: false, height: {x: 1}}}},
+      ], removes: [], adds: [
+        {parentId: 3, nextId: null, node: el(30, 'meta', {name: 'referrer', content: 'unsafe-url'})},
+        {parentId: 9, nextId: null, node: text(31, 'p { background: url(https://evil.example/added.png) }')},
+      ]}},
+    {type: 3, timestamp: 4, data: {source: 8, id: 9, adds: [{rule: '.r { background: url(https://evil.example/r.png) }',
+      index: 0}], replaceSync: '@import "https://evil.example/x.css";'}},
+    {type: 3, timestamp: 5, data: {source: 13, id: 9, index: [0],
+      set: {property: 'background', value: 'url(https://ok.example/d.png)'}}},
+    {type: 3, timestamp: 6, data: {source: 15, id: 1, styleIds: [1], styles: [{styleId: 1,
+      rules: [{rule: '.s { background: url(https://evil.example/s.png) }', index: 0}]}]}},
+    {type: 3, timestamp: 7, data: {source: 10, family: 'f', fontSource: 'url(https://evil.example/f.woff)',
+      buffer: false, descriptors: {}}},
+    {type: 3, timestamp: 8, data: {source: 10, family: 'g', fontSource: ['url(https://evil.example/g.woff)'],
+      buffer: false, descriptors: {}}},
+    {type: 3, timestamp: 9, data: {source: 10, family: 'h', fontSource: '[1,2,3]', buffer: true, descriptors: {}}},
+    {type: 3, timestamp: 10, data: {source: 9, id: 13, type: 0, commands: [{property: 'drawImage',
+      args: [{rr_type: 'HTMLImageElement', src: 'https://evil.example/c.png'}]}]}},
+  ];
+  const out = window.hmReplay.sanitiseEvents(events, ['https://shop.example', 'https://ok.example']);
+  const byId = {};
+  for (const stack = [out[1].data.node]; stack.length; ) {
+    const n = stack.pop();
+    byId[n.id] = {tagName: n.tagName, attributes: n.attributes, textContent: n.textContent};
+    stack.push(...(n.childNodes || []));
+  }
+  return {timestamps: out.map(e => e.timestamp), byId, incremental: out.slice(2).map(e => e.data)};
+}
+"""
+# Chromium supports CSS URL request modifiers, so every URL it would fetch from inline CSS carries this one.
+NO_REF = " referrer-policy(no-referrer)"
+BLOCKED = f'url("about:invalid"{NO_REF})'
+
+
+def test_sanitiser_keeps_to_allowed_origins_and_sends_no_referrer(browser: Browser, env: Env) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, env.server.url, env.member)
+    batch = make_batch(events=1, chunks=1)
+    answer = httpx.post(f"{env.server.url}/api/v1/batch", params={"key": env.member.project_key}, json=batch)
+    assert answer.status_code == 200, answer.text
+    wait_stored(env, batch["session_id"], lambda body: body["summary"] and body["recording_chunks"])
+    page.goto(f"{env.server.url}/projects/{env.member.project_id}/sessions/{batch['session_id']}")
+    page.wait_for_function("() => window.hmReplay && window.hmReplay.sanitiseEvents", polling=100, timeout=15_000)
+    result = page.evaluate(ORIGIN_AND_CSS_CASES)
+    context.close()
+
+    assert result["timestamps"] == [1, 2, 3, 4, 5, 6, 7, 9, 10], "a font event whose source is no string is dropped"
+    n = {int(k): v for k, v in result["byId"].items()}
+    assert n[4] == {"tagName": "hm-inert-meta", "attributes": {}, "textContent": None}, "any referrer meta is inert"
+    assert n[5]["attributes"] == {"name": "description", "content": "kept"}
+    assert n[6]["attributes"] == {"rel": "stylesheet", "href": "https://shop.example/s.css"}, "hint tokens dropped"
+    assert n[7]["tagName"] == "link" and n[7]["attributes"]["rel"] == "", "no preconnect even with rrweb's _cssText"
+    assert n[8]["attributes"] == {"rel": "stylesheet"}, "a stylesheet of another origin is not fetched"
+    assert n[10]["textContent"] == f" p {{ background: {BLOCKED} }}", "import removed, escaped url() blocked"
+    assert n[11]["attributes"] == {
+        "_cssText": f'@import url("https://shop.example/a/css/ok.css"{NO_REF}); .a {{ cursor: {BLOCKED}, auto }}'
+    }
+    assert n[12]["attributes"] == {}
+    assert n[13]["attributes"] == {"srcset": "https://shop.example/a/b.png 2x"}
+    assert n[14]["attributes"] == {"href": "#"}, "a link to another origin goes nowhere; no ping"
+    assert n[15]["attributes"] == {"href": "https://shop.example/a/next.html"}
+    assert n[16]["attributes"] == {"src": "https://ok.example/v.webm"}
+    assert n[17]["attributes"] == {"href": "#sym", "fill": BLOCKED}
+    assert n[18]["attributes"] == {"attributeName": "href"}, "no URL animated in"
+    assert n[19]["attributes"] == {
+        "style": f'background-image: image-set(url("https://ok.example/a.png"{NO_REF}) 1x, {BLOCKED} 2x)'
+    }
+    assert n[20]["attributes"] == {"type": "image"}
+    assert n[21]["attributes"] == {"style": f'background: url("https://ok.example/u.png"{NO_REF})'}, "no unsafe-url"
+
+    mutation, rule, declaration, adopted, font, font_bytes, canvas = result["incremental"]
+    assert mutation["texts"] == [{"id": 10, "value": ""}], "a text change of a <style> is CSS too"
+    assert mutation["attributes"] == [
+        {"id": 5, "attributes": {"content": "unsafe-url"}},
+        {"id": 6, "attributes": {"rel": "stylesheet"}},
+        {
+            "id": 13,
+            "attributes": {
+                "src": "https://ok.example/ok.png",
+                "style": {"background-image": BLOCKED, "color": ["red", "important"], "width": False},
+            },
+        },
+    ]
+    assert mutation["adds"][0]["node"]["tagName"] == "hm-inert-meta"
+    assert mutation["adds"][1]["node"]["textContent"] == f"p {{ background: {BLOCKED} }}"
+    assert rule["adds"] == [{"rule": f".r {{ background: {BLOCKED} }}", "index": 0}] and rule["replaceSync"] == ""
+    assert declaration["set"]["value"] == f'url("https://ok.example/d.png"{NO_REF})'
+    assert adopted["styles"][0]["rules"] == [{"rule": f".s {{ background: {BLOCKED} }}", "index": 0}]
+    assert font["fontSource"] == BLOCKED and font_bytes["fontSource"] == "[1,2,3]"
+    assert canvas["commands"] == [] and "args" not in canvas

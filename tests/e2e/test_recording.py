@@ -1,16 +1,23 @@
-"""A visit to the demo site in real Chromium is recorded, stored, and leaks nothing typed."""
+"""A visit to the demo site in real Chromium is recorded, stored, and leaks nothing typed;
+a batch the server did not acknowledge is sent again as built: same batch_id, same event ids.
+"""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, Request, Route
 
 from tests.datadir import files_containing
+from tests.e2e.conftest import StaticSite
 from tests.support import ServerProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -126,3 +133,134 @@ def test_demo_visit_is_recorded_and_typed_text_is_nowhere(
     for what, secret in typed.items():
         assert files_containing(data_dir, secret) == [], f"typed {what} leaked to disk"
     assert "Blocked element: never recorded" not in text
+
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def ids_of(batch: dict[str, Any]) -> tuple[str, list[str], list[int]]:
+    return batch["batch_id"], [e["id"] for e in batch["events"]], [c["seq"] for c in batch["recording"]]
+
+
+def assert_resent_as_built(first: dict[str, Any], again: dict[str, Any]) -> None:
+    assert BATCH_ID.match(first["batch_id"]), first["batch_id"]
+    assert first["events"] and all(UUID4.match(e["id"]) for e in first["events"]), first["events"]
+    assert ids_of(again) == ids_of(first)
+    assert again["sent_at"] >= first["sent_at"]  # the client clock at each attempt
+    assert {**again, "sent_at": 0} == {**first, "sent_at": 0}
+
+
+@pytest.mark.parametrize("failure", ["503", "429", "network error", "answer lost"])
+def test_a_retried_batch_keeps_its_ids(server: ServerProcess, browser: Browser, failure: str) -> None:
+    """The first batch fails; its retry carries the same ids, and the session's events are stored once."""
+    context = browser.new_context()
+    page = context.new_page()
+    attempts: list[tuple[Request, dict[str, Any]]] = []
+
+    def capture(route: Route) -> None:
+        attempts.append((route.request, json.loads(route.request.post_data_buffer or b"{}")))
+        if len(attempts) > 1:
+            route.continue_()
+        elif failure == "network error":
+            route.abort("connectionreset")
+        elif failure == "429":
+            route.fulfill(status=429, headers={"Retry-After": "1"}, json={"error": "slow down"})
+        else:
+            if failure == "answer lost":  # stored by the server, but the tracker never hears so
+                route.fetch()
+            route.fulfill(status=503, json={"error": "unavailable"})
+
+    page.route("**/api/v1/batch?*", capture)
+    page.goto(server.url + "/demo/")
+
+    def is_retry(request: Request) -> bool:
+        if "/api/v1/batch" not in request.url or not attempts or request is attempts[0][0]:
+            return False
+        return json.loads(request.post_data_buffer or b"{}").get("batch_id") == attempts[0][1]["batch_id"]
+
+    retry = page.wait_for_event("request", is_retry, timeout=15000)
+    first = attempts[0][1]
+    assert_resent_as_built(first, json.loads(retry.post_data_buffer or b"{}"))
+    assert [e["type"] for e in first["events"]] == ["pageview"]
+    session_id = first["session_id"]
+    page.goto("about:blank")
+    context.close()
+
+    pid = demo_project_id(server)
+
+    def pageviews() -> list[dict[str, Any]] | None:
+        r = server.api(f"/api/v1/projects/{pid}/sessions/{session_id}")
+        return [e for e in r.json()["events"] if e["type"] == "pageview"] if r.status_code == 200 else None
+
+    stored = wait_for(pageviews, 30, 0.2, what="the retried pageview in the store")
+    # Let the loader finish with everything that arrived, then count again.
+    server.stop()
+    server.start()
+    assert len(pageviews() or []) == len(stored) == 1, "the retried batch must be stored once"
+
+
+def test_a_batch_waiting_for_its_retry_leaves_by_beacon_as_built(
+    server: ServerProcess, static_site: StaticSite, browser: Browser
+) -> None:
+    """At page hide the queue goes by sendBeacon, a batch waiting to be retried included, ids unchanged."""
+    key = next(p for p in server.api("/api/v1/projects").json() if p["name"] == "demo")["public_key"]
+    static_site.forward_to = server.url
+    static_site.refusals.append((503, {"Retry-After": "3600"}))  # the retry would wait an hour
+    page_url = static_site.write(
+        "page.html",
+        f'<!doctype html><html><head><script async src="{server.url}/hm.js" data-key="{key}" '
+        f'data-api="{static_site.url}"></script></head><body><p>Beacon page</p></body></html>',
+    )
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(page_url)
+    wait_for(lambda: static_site.posts, 15, 0.05, what="the first batch")
+    page.goto("about:blank")  # pagehide: everything queued leaves by sendBeacon
+    context.close()
+    first = json.loads(static_site.posts[0])
+    again = wait_for(
+        lambda: next((b for b in map(json.loads, static_site.posts[1:]) if b["batch_id"] == first["batch_id"]), None),
+        15,
+        0.05,
+        what="the refused batch sent again at page hide",
+    )
+    assert_resent_as_built(first, again)
+
+
+@pytest.mark.parametrize("compression", ["CompressionStream", "none"])
+def test_chunks_are_gzip_with_or_without_compression_stream(
+    server: ServerProcess, browser: Browser, compression: str
+) -> None:
+    """Chunks are compressed by the browser; without CompressionStream they go as stored gzip, and replay alike."""
+    context = browser.new_context()
+    if compression == "none":
+        context.add_init_script("delete window.CompressionStream")
+    page = context.new_page()
+    bodies: list[dict[str, Any]] = []
+
+    def capture(route: Route) -> None:
+        bodies.append(json.loads(route.request.post_data_buffer or b"{}"))
+        route.continue_()
+
+    page.route("**/api/v1/batch?*", capture)
+    with page.expect_response(lambda r: b'"recording":[{' in (r.request.post_data_buffer or b"")):
+        page.goto(server.url + "/demo/")  # its full snapshot is sent right away
+    first = next(body for body in bodies if body["recording"])
+    session_id = first["session_id"]
+    page.goto("about:blank")
+    context.close()
+
+    chunk = base64.b64decode(first["recording"][0]["data"])
+    assert chunk[:3] == b"\x1f\x8b\x08" and chunk[3] == 0, "gzip, no optional header fields"
+    block_type = (chunk[10] >> 1) & 3  # of the first deflate block: 0 stored, 1 fixed, 2 dynamic Huffman
+    assert block_type == 0 if compression == "none" else block_type in (1, 2)
+    assert b"Welcome to the demo shop" in gzip.decompress(chunk)
+
+    pid = demo_project_id(server)
+
+    def recording() -> str | None:
+        r = server.api(f"/api/v1/projects/{pid}/sessions/{session_id}/recording")
+        return r.text if r.status_code == 200 and "Welcome to the demo shop" in r.text else None
+
+    wait_for(recording, 30, 0.2, what="the recording in the store")

@@ -228,3 +228,22 @@ def test_a_chunk_that_cannot_be_loaded_does_not_stop_the_replay(
     expect(page.locator("#hm-loading")).to_contain_text("could not be loaded")
     expect(page.frame_locator(REPLAY_FRAME).locator("body")).to_contain_text("Demo shop")
     assert errors == [], errors
+
+
+def test_signing_out_from_the_replay_page(
+    recorded: Recorded, dashboard: tuple[BrowserContext, Page, list[str]]
+) -> None:
+    """The replay page sends no Referer, and under that policy a plain form post says `Origin: null`, which the
+    CSRF check refuses: its sign-out button must still work, with the real Origin."""
+    _, page, errors = dashboard
+    response = page.goto(recorded.server.url + recorded.replay_path)
+    assert response is not None and response.headers["referrer-policy"] == "no-referrer"
+    wait_ready(page)
+    sent_origins: list[str | None] = []
+    page.on("request", lambda r: sent_origins.append(r.header_value("origin")) if r.url.endswith("/logout") else None)
+    page.click("form[action='/logout'] button[type=submit]")
+    page.wait_for_url(re.compile(r"/login"))
+    assert sent_origins == [recorded.server.url]
+    page.goto(recorded.server.url + recorded.replay_path)
+    assert "/login" in page.url, "the session is over"
+    assert errors == [], errors

@@ -5,68 +5,20 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import zstandard
 
-from hitmetrix.loader import Loader, LoadError
+from hitmetrix.loader import LoadError
 from hitmetrix.loader.rows import event_table
-from hitmetrix.model import StoredBatch, StoredChunk, StoredEvent, encode_batch
-from hitmetrix.spool import Spool
+from hitmetrix.model import StoredBatch, encode_batch
 from hitmetrix.spool.segment import encode_records, segment_path
 from hitmetrix.store.blobs import BlobStore
-from hitmetrix.store.clickhouse import ChdbStore
 from hitmetrix.store.schema import DDL
+from tests.loader.helpers import NOW_MS, RRWEB, World, make_batch
 from tests.support import wait_for
-
-NOW_MS = int(time.time() * 1000)
-RRWEB = [
-    {"type": 4, "timestamp": NOW_MS, "data": {"href": "https://shop.example/"}},
-    {"type": 2, "timestamp": NOW_MS + 1},
-]
-
-
-class World:
-    """A spool, a store and a blob directory under one tmp_path, as the server wires them."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.store = ChdbStore(root / "store")
-        self.blobs = BlobStore(root / "recordings")
-        self.spool = Spool(root / "spool", fsync="never", segment_max_age_s=3600)
-        self.spool.start()
-        self.handed_over: list[list[StoredBatch]] = []
-
-    def loader(self, **kwargs: Any) -> Loader:
-        kwargs.setdefault("on_loaded", self.handed_over.append)
-        return Loader(self.spool, self.store, self.blobs, **kwargs)
-
-    def segment(self, *batches: StoredBatch) -> int:
-        """Append the batches and seal them into one segment; returns its id."""
-        before = set(self.spool.sealed_segments())
-        for batch in batches:
-            self.spool.append_blocking(encode_batch(batch), 10.0)
-        self.spool.close()  # seals
-        self.spool = Spool(self.root / "spool", fsync="never", segment_max_age_s=3600)
-        self.spool.start()
-        (new,) = set(self.spool.sealed_segments()) - before
-        return new
-
-    def one(self, sql: str, **params: Any) -> Any:
-        rows = self.store.query(sql, params)
-        return next(iter(rows[0].values())) if rows else None
-
-    def events(self, segment_id: int) -> int:
-        return int(self.one("SELECT count() FROM hitmetrix.events WHERE segment_id = {s:UInt64}", s=segment_id))
-
-    def close(self) -> None:
-        self.spool.close()
-        self.store.close()
 
 
 @pytest.fixture
@@ -74,52 +26,6 @@ def world(tmp_path: Path) -> Iterator[World]:
     w = World(tmp_path)
     yield w
     w.close()
-
-
-def make_batch(n_events: int = 3, chunks: int = 0, session_id: str = "", **fields: Any) -> StoredBatch:
-    sid = session_id or uuid.uuid4().hex[:20]
-    events = [
-        StoredEvent(
-            event_id=str(uuid.uuid4()),
-            type="click",
-            ts=NOW_MS - 1000 + i,
-            client_ts=NOW_MS - 900 + i,
-            url=f"https://shop.example/p/{i}?q=1#top",
-            title="Shop",
-            selector="button.buy",
-            tag="button",
-            text="Buy",
-            x=10 + i,
-            y=20 + i,
-            vw=1280,
-            vh=800,
-            props='{"plan":"pro"}',
-        )
-        for i in range(n_events)
-    ]
-    recording = [
-        StoredChunk(seq=i, first_ts=NOW_MS, last_ts=NOW_MS + 1, count=2, data=gzip.compress(json.dumps(RRWEB).encode()))
-        for i in range(chunks)
-    ]
-    base: dict[str, Any] = {
-        "batch_id": uuid.uuid4().hex,
-        "project_id": 7,
-        "received_at": NOW_MS,
-        "session_id": sid,
-        "anonymous_id": "anon-" + sid,
-        "user_id": "alice",
-        "ip": "203.0.113.0",
-        "country": "DE",
-        "asn": 3320,
-        "as_org": "Deutsche Telekom",
-        "browser": "Chrome",
-        "browser_version": "131",
-        "os": "Windows",
-        "os_version": "10",
-        "device_type": "desktop",
-        "user_agent": "Mozilla/5.0",
-    }
-    return StoredBatch(**{**base, **fields}, events=events, recording=recording)
 
 
 def test_events_and_recordings_land_with_their_values(world: World) -> None:
@@ -204,7 +110,10 @@ def test_events_and_recordings_land_with_their_values(world: World) -> None:
         {"segment_id": sid, "events": 3, "chunks": 1}
     ]
     assert world.spool.sealed_segments() == []
-    assert world.handed_over == [[batch, odd]]
+    ((first_handed, odd_handed),) = world.handed_over
+    assert (first_handed.batch_id, first_handed.events, odd_handed.events) == (batch.batch_id, batch.events, odd.events)
+    # The detectors get the chunks' metadata; their bytes went to the recordings inbox.
+    assert [(c.seq, c.count, c.data) for c in first_handed.recording] == [(0, 2, b"")]
 
 
 def test_every_sealed_segment_is_loaded_oldest_first(world: World) -> None:
@@ -282,28 +191,33 @@ def test_a_repair_cut_short_after_its_delete_is_completed(world: World) -> None:
     assert world.events(sid) == 3
 
 
-def test_undecodable_segments_go_to_quarantine(world: World, caplog: pytest.LogCaptureFixture) -> None:
+def test_undecodable_records_and_damaged_segments_go_to_quarantine(world: World) -> None:
     spool_dir = world.spool.directory
     segment_path(spool_dir, 100, sealed=True).write_bytes(b"HMSPOOL1" + b"\x05\x00\x00\x00garbage")
     segment_path(spool_dir, 101, sealed=True).write_bytes(encode_records([b"not msgpack", b"\xc1"]))
     good = make_batch(n_events=2)
     segment_path(spool_dir, 102, sealed=True).write_bytes(encode_records([b"\xc1junk", encode_batch(good)]))
+    intact = make_batch(n_events=1)
+    damaged = encode_records([encode_batch(intact)]) + b"\x09\x00\x00\x00\x00\x00\x00\x00torn"
+    segment_path(spool_dir, 103, sealed=True).write_bytes(damaged)
 
-    with caplog.at_level(logging.ERROR, logger="hitmetrix.loader"):
-        assert world.loader().load_once() == 1
-    quarantine = spool_dir / "quarantine"
-    assert sorted(p.name for p in quarantine.iterdir()) == [
-        "0000000000000100.seg",
-        "0000000000000101.seg",
-        "0000000000000102.records.seg",
-    ]
-    assert (quarantine / "0000000000000102.records.seg").read_bytes() == encode_records([b"\xc1junk"])
+    loader = world.loader()
+    assert loader.load_once() == 4
+    items = {(item.kind, item.segment_id, item.payload) for item in loader.quarantine.items()}
+    assert items == {
+        ("segment", 100, b"HMSPOOL1" + b"\x05\x00\x00\x00garbage"),
+        ("batch", 101, b"not msgpack"),
+        ("batch", 101, b"\xc1"),
+        ("batch", 102, b"\xc1junk"),
+        ("segment", 103, damaged),
+    }
     assert world.events(102) == 2
+    assert world.events(103) == 1  # the records before the damage are loaded
     assert world.spool.sealed_segments() == []
-    assert "moved to" in caplog.text and "kept in" in caplog.text
+    assert loader.health()["quarantine"] == {"batch": 3, "chunk": 0, "segment": 2, "spool_files": 0}
 
 
-def test_recording_chunks_that_cannot_be_stored_are_skipped(world: World, caplog: pytest.LogCaptureFixture) -> None:
+def test_recording_chunks_that_cannot_be_stored_are_quarantined(world: World) -> None:
     batch = make_batch(n_events=1, chunks=5)
     batch.recording[1].data = gzip.compress(b'{"not": "an array"}')
     batch.recording[2].data = b"\x1f\x8b\x08 not gzip"
@@ -311,12 +225,18 @@ def test_recording_chunks_that_cannot_be_stored_are_skipped(world: World, caplog
     unsafe = make_batch(n_events=1, chunks=1, session_id="../../etc")
     world.segment(batch, unsafe)
 
-    with caplog.at_level(logging.WARNING, logger="hitmetrix.loader"):
-        assert world.loader(max_chunk_json_bytes=1000).load_once() == 1
+    loader = world.loader(max_chunk_json_bytes=1000)
+    assert loader.load_once() == 1
     seqs = [row["seq"] for row in world.store.query("SELECT seq FROM hitmetrix.recordings ORDER BY seq")]
     assert seqs == [0, 4]
     assert world.one("SELECT count() FROM hitmetrix.events") == 2
-    assert caplog.text.count("skipped") == 4
+    reasons = {(item.session_id, item.seq): (item.stage, item.reason) for item in loader.quarantine.items()}
+    assert sorted(reasons) == sorted([(batch.session_id, seq) for seq in (1, 2, 3)] + [("../../etc", 0)])
+    assert reasons[(batch.session_id, 1)][1].startswith("ChunkCheckError: not a JSON array of objects")
+    assert reasons[(batch.session_id, 2)][1].startswith("ChunkCheckError: corrupt gzip")
+    assert reasons[(batch.session_id, 3)] == ("chunk", "ChunkTooLargeError: more than 1000 bytes once decompressed")
+    assert reasons[("../../etc", 0)] == ("inbox", "ValueError: unsafe session id '../../etc'")
+    assert loader.health()["recording_inbox_chunks"] == 0
 
 
 def test_events_past_retention_do_not_block_the_segment(world: World) -> None:
@@ -340,7 +260,7 @@ def test_on_loaded_failures_are_logged_not_fatal(world: World, caplog: pytest.Lo
 
 def test_a_store_failure_leaves_the_segment_for_a_retry(world: World) -> None:
     sid = world.segment(make_batch(chunks=1))
-    world.store.execute("DROP TABLE hitmetrix.recordings")
+    world.store.execute("DROP TABLE hitmetrix.events")
     with pytest.raises(LoadError):
         world.loader().load_once()
     assert world.spool.sealed_segments() == [sid]
@@ -361,7 +281,7 @@ def test_the_background_loader_wakes_on_seal_and_retries_after_errors(
         with caplog.at_level(logging.ERROR, logger="hitmetrix.loader"):
             world.spool.append_blocking(encode_batch(make_batch(n_events=2)), 10.0)
             world.spool.close()  # seals, which wakes the loader; its first try fails
-            wait_for(lambda: "loading failed; retrying" in caplog.text, 10.0, what="a failed load")
+            wait_for(lambda: "could not be stored" in caplog.text, 10.0, what="a failed load")
         assert world.spool.sealed_segments() and world.handed_over == []
         for statement in DDL:
             world.store.execute(statement)

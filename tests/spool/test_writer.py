@@ -6,6 +6,7 @@ import asyncio
 import errno
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -310,16 +311,32 @@ def test_a_cancelled_append_is_still_written(tmp_path: Path, spools: list[Spool]
     assert _all_records(spool) == [b"cancelled", b"next"]
 
 
-def test_quarantine_keeps_what_cannot_be_loaded(tmp_path: Path, spools: list[Spool]) -> None:
+def test_the_loader_sees_the_backlog_and_the_bytes_of_sealed_segments(tmp_path: Path, spools: list[Spool]) -> None:
     spool = _started(spools, tmp_path)
-    spool.append_blocking(b"bad", WAIT_S)
+    assert spool.sealed_backlog() == (0, 0.0)
+    spool.append_blocking(b"one", WAIT_S)
     spool.close()
-    moved = spool.quarantine_segment(1)
-    kept = spool.quarantine_records(1, [b"bad record"])
-    assert spool.sealed_segments() == []
-    assert moved.parent == kept.parent == tmp_path / "quarantine"
-    assert kept.read_bytes() == encode_records([b"bad record"])
     restarted = _started(spools, tmp_path)
-    restarted.append_blocking(b"z", WAIT_S)
+    restarted.append_blocking(b"two", WAIT_S)
     restarted.close()
-    assert restarted.sealed_segments() == [2]
+    sealed_long_ago = time.time() - 30
+    os.utime(segment_path(tmp_path, 1, sealed=True), (sealed_long_ago, sealed_long_ago))
+    count, oldest_age_s = restarted.sealed_backlog()
+    assert count == 2 and 30 <= oldest_age_s < 60
+    assert restarted.segment_bytes(2) == encode_records([b"two"])
+    restarted.remove_segment(1)
+    count, oldest_age_s = restarted.sealed_backlog()
+    assert count == 1 and oldest_age_s < 30
+    restarted.remove_segment(2)
+    assert restarted.sealed_backlog() == (0, 0.0)
+    again = _started(spools, tmp_path)
+    again.append_blocking(b"three", WAIT_S)
+    again.close()
+    assert again.sealed_segments() == [3]  # an id is never reused, even once its segment is gone
+
+
+def test_files_recovery_moved_aside_are_listed(tmp_path: Path, spools: list[Spool]) -> None:
+    (tmp_path / "0000000000000004.open").write_bytes(b"not a segment at all")
+    spool = _started(spools, tmp_path)
+    assert spool.quarantined_files() == [tmp_path / "quarantine" / "0000000000000004.open"]
+    assert spool.sealed_segments() == []

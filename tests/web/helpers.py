@@ -1,13 +1,16 @@
-"""Dashboard test helpers: a runtime on a temporary data directory, clients, sign-in, CSRF tokens."""
+"""Dashboard test helpers: a runtime on a temporary data directory, clients, sign-in, CSRF tokens, the route table."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route
 
 from hitmetrix.runtime import ProjectCache, Runtime, build_runtime
 from hitmetrix.settings import load_settings
@@ -15,6 +18,7 @@ from hitmetrix.store import accounts
 from hitmetrix.store.meta import MetaStore
 
 PASSWORD = "correct horse battery"
+PUBLIC_MOUNTS = {"/static", "/demo/static"}  # static files only: checked by the access matrix, not walked
 _CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
@@ -74,3 +78,30 @@ async def sign_in(c: httpx.AsyncClient, email: str, password: str = PASSWORD) ->
     page = await c.get("/projects")
     assert page.status_code == 200, page.text
     return csrf_in(page.text)
+
+
+def walk(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
+    """Every endpoint route with its full path template, and every mounted app (static files)."""
+    for route in routes:
+        if isinstance(route, Mount):
+            inner = route.routes
+            if inner:
+                yield from walk(list(inner), prefix + route.path)
+            else:
+                yield prefix + route.path, route
+        elif isinstance(route, Route):
+            yield prefix + route.path, route
+        else:
+            pytest.fail(f"unknown kind of route {route!r}: teach the access matrix about it")
+
+
+def endpoints(app: Starlette) -> list[tuple[str, Route, str]]:
+    """(path template, route, method) for every endpoint of the app; mounts must be public static files."""
+    found = []
+    for path, route in walk(list(app.routes)):
+        if isinstance(route, Mount):
+            assert path in PUBLIC_MOUNTS, f"mounted app at {path} is neither public nor checked"
+            continue
+        assert isinstance(route, Route)
+        found += [(path, route, method) for method in sorted(route.methods or {"GET"})]
+    return found

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.convertors import IntegerConvertor
+from starlette.routing import Route
 
 from hitmetrix.runtime import Runtime
 from hitmetrix.store import accounts
 from hitmetrix.web.app import build_app
 from hitmetrix.web.render import TEMPLATES_DIR
-from tests.web.helpers import client, close_runtime, make_user, open_runtime, sign_in
+from tests.web.helpers import client, close_runtime, endpoints, make_user, open_runtime, sign_in
 
 pytestmark = pytest.mark.anyio
 
@@ -40,7 +41,6 @@ PUBLIC = {
     "/demo/",
     "/demo/{rest:path}",
 }
-PUBLIC_MOUNTS = {"/static", "/demo/static"}
 SAMPLE_PARAMS = {"session_id": "s3ss10nAbCdEf123", "rest": "about.html"}
 MIN_ROUTE_METHODS = 30  # the app has more: a broken walk must not pass by checking nothing
 MIN_PROJECT_ROUTE_METHODS = 10
@@ -76,21 +76,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         close_runtime(runtime)
 
 
-def walk(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
-    """Every endpoint route with its full path template, and every mounted app (static files)."""
-    for route in routes:
-        if isinstance(route, Mount):
-            inner = route.routes
-            if inner:
-                yield from walk(list(inner), prefix + route.path)
-            else:
-                yield prefix + route.path, route
-        elif isinstance(route, Route):
-            yield prefix + route.path, route
-        else:
-            pytest.fail(f"unknown kind of route {route!r}: teach the access matrix about it")
-
-
 def concrete(path: str, route: Route, project_id: int) -> str:
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -98,20 +83,9 @@ def concrete(path: str, route: Route, project_id: int) -> str:
             return str(project_id)
         if name in SAMPLE_PARAMS:
             return SAMPLE_PARAMS[name]
-        return "1" if route.param_convertors[name].regex == "[0-9]+" else "sample1234"
+        return "1" if isinstance(route.param_convertors[name], IntegerConvertor) else "sample1234"
 
     return re.sub(r"{([a-zA-Z_]+)(?::[a-z]+)?}", fill, path)
-
-
-def endpoints(app: Starlette) -> list[tuple[str, Route, str]]:
-    found = []
-    for path, route in walk(list(app.routes)):
-        if isinstance(route, Mount):
-            assert path in PUBLIC_MOUNTS, f"mounted app at {path} is neither public nor checked"
-            continue
-        assert isinstance(route, Route)
-        found += [(path, route, method) for method in sorted(route.methods or {"GET"})]
-    return found
 
 
 async def test_signed_out_callers_get_nothing(world: World) -> None:

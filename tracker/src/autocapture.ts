@@ -3,11 +3,12 @@
  * JS errors and pageleave. Never reads field values; masked areas yield no text.
  */
 import { emit } from './events';
+import { BLOCK, cleanUrl, MASK } from './privacy';
 import { flush } from './queue';
 import { clip, later, now, safe } from './util';
 
 const INTERACTIVE = 'a,button,input,select,textarea,label,summary,[role=button],[role=link]';
-const MASKED = '.hm-mask,.hm-block,[data-hm-mask],[data-hm-block]';
+const MASKED = MASK + ',' + BLOCK;
 const SIMPLE_NAME = /^[A-Za-z][\w-]*$/;
 const MAX_ERRORS_PER_PAGE = 100;
 
@@ -53,7 +54,7 @@ export function pageview(nav: 'load' | 'push' | 'replace' | 'pop', referrer: str
   lastPage = pageKey();
   viewStartMs = now();
   maxScroll = sentScroll = scrollDepth();
-  emit('pageview', { title: clip(document.title, 512), referrer: clip(referrer, 2048), ...viewport() }, { nav });
+  emit('pageview', { title: clip(document.title, 512), referrer: clip(cleanUrl(referrer), 2048), ...viewport() }, { nav });
 }
 
 const navigated = (nav: 'push' | 'replace' | 'pop'): void => {
@@ -98,7 +99,7 @@ function clickText(el: Element): string {
 function reportError(message: unknown, source: unknown, line: unknown, col: unknown, error: unknown): void {
   if (errorsSent++ >= MAX_ERRORS_PER_PAGE) return;
   const stack = error && (error as Error).stack;
-  emit('error', {}, { message: clip(message, 1000), source: clip(source, 2048), line: +(line as number) || 0, col: +(col as number) || 0, stack: clip(stack, 4000) }, true);
+  emit('error', {}, { message: clip(message, 1000), source: cleanUrl(clip(source, 2048)), line: +(line as number) || 0, col: +(col as number) || 0, stack: clip(stack, 4000) }, true);
 }
 
 export function install(maskText: boolean): void {

@@ -11,6 +11,8 @@ export interface Config {
   respectDnt: boolean;
   /** Mask every text node in recordings and click texts. */
   maskText: boolean;
+  /** Query keys whose values are kept in URLs (besides utm_*): data-allow-query="ref,page". */
+  allowQuery: string[];
 }
 
 /** Boolean attribute: present and not "false"/"0"/"no"/"off". */
@@ -34,6 +36,7 @@ export function readConfig(): Config {
     record: !flag(el, 'no-record', false),
     respectDnt: flag(el, 'respect-dnt', true),
     maskText: flag(el, 'mask-text', false),
+    allowQuery: ((el && el.getAttribute('data-allow-query')) || '').split(',').map((k) => k.trim()).filter((k) => k),
   };
 }
 

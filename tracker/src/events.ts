@@ -5,7 +5,8 @@
 import { addEvent, addRecording, flush } from './queue';
 import * as recorder from './recorder';
 import { expired, rotate, touch } from './session';
-import { byteLength, clip, now, state } from './util';
+import { cleanUrl, scrub } from './privacy';
+import { byteLength, clip, now, state, uuid } from './util';
 
 const MAX_PROPS_BYTES = 16 * 1024;
 
@@ -34,16 +35,19 @@ function cleanProps(props: unknown): object {
 }
 
 /**
- * Queue one event. `passive` events (errors, pageleave) belong to the current session but are
- * not user activity: they neither extend nor rotate it.
+ * Queue one event, with an id of its own that retries keep. `passive` events (errors, pageleave)
+ * belong to the current session but are not user activity: they neither extend nor rotate it.
  */
 export function emit(type: string, fields: Record<string, unknown>, props?: unknown, passive?: boolean): void {
   if (!state.on) return;
   if (!passive) activity();
-  addEvent({ type, ts: now(), url: clip(location.href, 2048), ...fields, props: cleanProps(props) });
+  addEvent({ id: uuid(), type, ts: now(), url: clip(cleanUrl(location.href), 2048), ...fields, props: cleanProps(props) });
 }
 
-/** rrweb emit callback: user input counts as activity; background DOM changes of an idle tab are dropped. */
+/**
+ * rrweb emit callback: user input counts as activity; background DOM changes of an idle tab are
+ * dropped; what is kept is scrubbed of private data before it is buffered.
+ */
 export function onRecording(e: recorder.RrwebEvent): void {
   if (!state.on) return;
   // IncrementalSnapshot (3) from mouse move/interaction, scroll, resize, input, touch (sources 1–6)
@@ -53,5 +57,6 @@ export function onRecording(e: recorder.RrwebEvent): void {
   } else if (expired()) {
     return;
   }
+  scrub(e);
   addRecording(e);
 }

@@ -5,6 +5,7 @@
 import { install, pageview } from './autocapture';
 import { Config, dntRequested, readConfig } from './config';
 import { emit, onRecording } from './events';
+import { configure } from './privacy';
 import { discard, flush } from './queue';
 import * as recorder from './recorder';
 import * as session from './session';
@@ -42,6 +43,7 @@ function init(): void {
   const config = readConfig();
   const blocked = config.respectDnt && dntRequested();
   setEndpoint(config.endpoint);
+  configure(config.maskText, config.allowQuery);
 
   const api: HitmetrixApi = {
     track: safe((name: string, props?: object) => emit('custom', { name: clip(name, 200) }, props)),

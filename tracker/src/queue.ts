@@ -1,11 +1,12 @@
 /**
  * Collects analytics events and recording chunks and cuts them into capture batches:
  * every 5 s, at 50 events or ~256 KB of raw recording, and on page hide (by beacon).
+ * A batch is built once, with its own batch_id, and retried as built.
  */
 import * as recorder from './recorder';
-import { ids, nextSeq } from './session';
+import { ids } from './session';
 import { Batch, BEACON_MAX_BYTES, Chunk, drain, enqueue, pump } from './transport';
-import { byteLength, later, state } from './util';
+import { byteLength, later, randomId, state } from './util';
 
 const FLUSH_INTERVAL_MS = 5000;
 const FLUSH_AT_EVENTS = 50;
@@ -15,8 +16,18 @@ const BATCH_TARGET_BYTES = BEACON_MAX_BYTES - 2000;
 const MAX_EVENTS_PER_BATCH = 1000;
 const MAX_CHUNKS_PER_BATCH = 50;
 
+type Envelope = Pick<Batch, 'session_id' | 'anonymous_id' | 'user_id'>;
+
+/** What one flush took: batched once its chunks are compressed, in flush order. */
+interface Flushed {
+  envelope: Envelope;
+  events: object[];
+  chunks: recorder.Sealed[];
+}
+
 let events: object[] = [];
 let timer = 0;
+const flushed: Flushed[] = [];
 
 export function addEvent(event: object): void {
   events.push(event);
@@ -43,22 +54,45 @@ function schedule(soon?: boolean): void {
 /** Drop buffered events and recording (opt-out). */
 export function discard(): void {
   events = [];
+  flushed.length = 0;
   recorder.stop();
 }
 
 /**
- * Cut what is buffered into batches of at most ~58 KB (so any batch fits one beacon; a single
- * oversized chunk travels alone) and hand them to the transport. `beacon`: the page is being
- * hidden or left, send everything now by sendBeacon.
+ * Take what is buffered, under the current session's ids, and batch it once its recording is
+ * compressed. `beacon`: the page is being hidden or left, so send everything now by sendBeacon,
+ * with the chunks still being compressed stored uncompressed.
  */
 export function flush(beacon?: boolean): void {
   clearTimeout(timer);
   timer = 0;
   if (!state.on) return;
-  // [event or chunk, its JSON size, is a chunk]
-  const items = events.map((e): [object, number, boolean?] => [e, byteLength(JSON.stringify(e))]);
-  recorder.takeChunks(nextSeq).forEach((c) => items.push([c, c.data.length + 100, true]));
+  const envelope: Envelope = { session_id: ids.sid, anonymous_id: ids.aid };
+  if (ids.uid) envelope.user_id = ids.uid;
+  flushed.push({ envelope, events, chunks: recorder.take(settle) });
   events = [];
+  settle(beacon);
+}
+
+/** Batch the flushes that are ready, oldest first, and send. */
+function settle(beacon?: boolean): void {
+  for (let next; (next = flushed[0]); flushed.shift()) {
+    if (beacon) next.chunks.forEach((s) => recorder.finish(s));
+    if (next.chunks.some((s) => s.json !== undefined)) break;
+    cut(next, beacon);
+  }
+  if (beacon) drain();
+  else pump();
+}
+
+/**
+ * Cut one flush into batches of at most ~58 KB (so any batch fits one beacon; a single
+ * oversized chunk travels alone) and hand them to the transport.
+ */
+function cut(taken: Flushed, beacon?: boolean): void {
+  // [event or chunk, its JSON size, is a chunk]
+  const items = taken.events.map((e): [object, number, boolean?] => [e, byteLength(JSON.stringify(e))]);
+  taken.chunks.forEach(({ chunk }) => items.push([chunk, chunk.data.length + 100, true]));
   let batch: Batch | undefined;
   let bytes = 0;
   // Browsers let only ~64 KB of beacons be in flight at unload: events travel in a batch of
@@ -73,8 +107,7 @@ export function flush(beacon?: boolean): void {
       (beacon && isChunk && !batch.recording.length)
     ) {
       close();
-      batch = { session_id: ids.sid, anonymous_id: ids.aid, events: [], recording: [] };
-      if (ids.uid) batch.user_id = ids.uid;
+      batch = { batch_id: randomId(), ...taken.envelope, events: [], recording: [] };
       bytes = 200;
     }
     if (isChunk) batch.recording.push(item as Chunk);
@@ -82,6 +115,4 @@ export function flush(beacon?: boolean): void {
     bytes += size;
   }
   close();
-  if (beacon) drain();
-  else pump();
 }

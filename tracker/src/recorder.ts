@@ -1,10 +1,12 @@
 /**
  * rrweb DOM recording with privacy defaults, and the buffer that turns rrweb events into
- * wire chunks: base64(gzip(JSON array of events)).
+ * wire chunks: base64(gzip(JSON array of events)), compressed asynchronously once taken.
  */
 import { record } from '@rrweb/record';
-import { gzipSync } from 'fflate';
-import { state } from './util';
+import { canCompress, gzip, gzipStored } from './gzip';
+import { BLOCK, MASK } from './privacy';
+import { nextSeq } from './session';
+import { safe, state } from './util';
 import type { Chunk } from './transport';
 
 /** Minimal view of an rrweb event: what the buffer and the session logic read. */
@@ -14,8 +16,17 @@ export interface RrwebEvent {
   data?: { source?: number };
 }
 
-/** Raw JSON kept per chunk: small enough that one chunk fits a 60 KB beacon once gzipped. */
+/**
+ * Raw JSON kept per chunk: small enough that one chunk fits a 60 KB beacon once compressed. At
+ * page hide the last chunks may have to go uncompressed, and then only about 44 KB fit.
+ */
 const CHUNK_RAW_BYTES = 64 * 1024;
+
+/** A chunk being compressed keeps its JSON until its data is set, for the synchronous fallback. */
+export interface Sealed {
+  chunk: Chunk;
+  json?: string;
+}
 
 /** An open chunk: its events' JSON joined by commas, and what the wire chunk reports. */
 interface Pending {
@@ -34,11 +45,11 @@ export function startRecording(maskText: boolean, emit: (e: RrwebEvent) => void)
     emit: emit as (e: unknown) => void,
     maskAllInputs: true,
     maskInputOptions: { password: true },
-    blockSelector: '.hm-block,[data-hm-block]',
-    // Rich-text editors hold what people type, like inputs: masked too.
-    maskTextSelector: maskText ? '*' : '.hm-mask,[data-hm-mask],[contenteditable]:not([contenteditable=false])',
+    blockSelector: BLOCK,
+    // privacy.scrub masks what rrweb misses; rrweb masking the same text first costs nothing.
+    maskTextSelector: maskText ? '*' : MASK,
     sampling: { mousemove: 50, scroll: 150, media: 800, input: 'last' },
-    recordCanvas: false,
+    recordCanvas: false, // and the build leaves rrweb's canvas recording out (build.mjs)
     collectFonts: false,
     inlineStylesheet: true,
     slimDOMOptions: {
@@ -88,18 +99,35 @@ export function add(e: RrwebEvent): void {
   bufferedBytes += json.length;
 }
 
-/** Take the buffered events as wire chunks (gzip + base64), numbering them with `nextSeq`. */
-export function takeChunks(nextSeq: () => number): Chunk[] {
-  const chunks = pending.map((p): Chunk => ({
-    seq: nextSeq(),
-    first_ts: p.first_ts,
-    last_ts: p.last_ts,
-    count: p.count,
-    data: base64(gzipSync(new TextEncoder().encode('[' + p.json + ']'))),
-  }));
+/**
+ * Take the buffered events as chunks numbered in order, and start compressing them: `ready` is
+ * called as each one's data is set. Until then `finish` sets it synchronously, uncompressed.
+ */
+export function take(ready: () => void): Sealed[] {
+  const sealed = pending.map((p): Sealed => {
+    const json = '[' + p.json + ']';
+    const chunk: Chunk = { seq: nextSeq(), first_ts: p.first_ts, last_ts: p.last_ts, count: p.count, data: '' };
+    const s: Sealed = { chunk, json };
+    if (!canCompress) finish(s);
+    else {
+      const done = safe((bytes?: Uint8Array) => {
+        finish(s, bytes);
+        ready();
+      });
+      Promise.resolve(json).then(gzip).then(done, () => done()); // failed: stored, unless already
+    }
+    return s;
+  });
   pending = [];
   bufferedBytes = 0;
-  return chunks;
+  return sealed;
+}
+
+/** Set a chunk's data now (unless compression already did): `bytes` when compressed, else stored gzip. */
+export function finish(s: Sealed, bytes?: Uint8Array): void {
+  if (s.json === undefined) return;
+  s.chunk.data = base64(bytes || gzipStored(s.json));
+  s.json = undefined;
 }
 
 function base64(bytes: Uint8Array): string {

@@ -1,6 +1,7 @@
 /**
  * Delivers batches to POST /api/v1/batch: one fetch at a time while the page lives, every queued
  * batch by sendBeacon when it is hidden, and a bounded in-memory retry queue with back-off.
+ * Batches are sent as built (same batch_id and event ids); only `sent_at` is new per attempt.
  */
 import { later, now, safe, state } from './util';
 
@@ -13,6 +14,8 @@ export interface Chunk {
 }
 
 export interface Batch {
+  /** Made once per batch: a retry resends it, so the server stores the batch once. */
+  batch_id: string;
   session_id: string;
   anonymous_id: string;
   user_id?: string;

@@ -32,6 +32,16 @@ export function randomId(): string {
   return id;
 }
 
+/** A random (version 4) UUID, lowercase 8-4-4-4-12 hex; crypto.randomUUID exists only in secure contexts. */
+export function uuid(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 15) | 64;
+  b[8] = (b[8] & 63) | 128;
+  let hex = '';
+  b.forEach((x) => (hex += (x + 256).toString(16).slice(1)));
+  return hex.replace(/(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+}
+
 /** True for ids the capture API accepts (8–64 chars of [A-Za-z0-9_-]). */
 export const validId = (s: unknown): s is string => typeof s === 'string' && /^[\w-]{8,64}$/.test(s);
 

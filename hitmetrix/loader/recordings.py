@@ -1,0 +1,247 @@
+"""The chunk worker: recording chunks from the inbox into the blob store and the recordings index.
+
+It takes turns across projects, each turn working through at most
+``project_bytes_per_round`` of one project's decompressed recordings, the
+project with the least waiting first; a turn also ends, after at least one
+chunk, as soon as a light project (a little waiting, less than this one: a
+small chunk that just came in) has chunks, and it has the next turn. So a
+project sending heavy chunks waits for itself, a light one waits for at most
+one chunk of it, and heavy projects share the worker a budget each per round. Per chunk: inflate
+(capped) and check as capture did, recompress with zstd, write the blob;
+per turn, one insert of index rows, then the turn's inbox files are removed. A
+chunk that fails on its own bytes goes to quarantine with the reason; a store
+or disk failure puts the turn back for a retry with back-off.
+
+Crash points: after a blob write, before the index insert, the chunk is redone
+(same key, same bytes); after the insert, before the inbox file is removed, it
+is redone too, and the second index row collapses with the first
+(``recordings`` is a ReplacingMergeTree on project, session, seq, read FINAL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from hitmetrix.loader.chunks import ChunkRecoder, warm_up
+from hitmetrix.loader.counters import LoaderCounters
+from hitmetrix.loader.inbox import ChunkInbox, FileVersion, InboxChunk, InboxEntry, decode_chunk
+from hitmetrix.loader.quarantine import Quarantine
+from hitmetrix.loader.rows import RecordingRow, recording_table
+from hitmetrix.model import StoredChunk
+from hitmetrix.store.blobs import BlobStore
+from hitmetrix.store.clickhouse import EventStore
+from hitmetrix.store.schema import DATABASE
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 30.0
+# A project with at most 1/16 of the budget waiting (compressed bytes, a few MiB inflated at the
+# default) is light: it may cut a heavy project's turn short.
+LIGHT_WAITING_DIVISOR = 16
+
+
+class ChunkWorker:
+    def __init__(
+        self,
+        inbox: ChunkInbox,
+        blobs: BlobStore,
+        store: EventStore,
+        quarantine: Quarantine,
+        counters: LoaderCounters,
+        *,
+        max_chunk_json_bytes: int,
+        max_json_depth: int,
+        project_bytes_per_round: int,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self.inbox = inbox
+        self.blobs = blobs
+        self.store = store
+        self.quarantine = quarantine
+        self.counters = counters
+        self.project_bytes_per_round = max(1, project_bytes_per_round)
+        self.poll_interval_s = poll_interval_s
+        self._recoder = ChunkRecoder(max_chunk_json_bytes, max_json_depth)
+        self._round_lock = threading.Lock()  # the thread and ``drain`` never work at once (one recoder)
+        self._first_project = 0  # whose turn comes first in the next round
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("chunk worker already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="hitmetrix-chunk-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Finish the chunk in hand and the turn's insert, then stop."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _run(self) -> None:
+        warm_up()
+        backoff_s = 0.0
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                handled = self.run_round(self._stop.is_set)
+                backoff_s = 0.0
+            except Exception:
+                backoff_s = min(MAX_BACKOFF_S, 2 * backoff_s or FIRST_BACKOFF_S)
+                log.exception("storing recording chunks failed; retrying in %.1f s", backoff_s)
+                self._stop.wait(backoff_s)
+                continue
+            if not handled:
+                self._wake.wait(self.poll_interval_s)
+
+    def drain(self, stopping: Callable[[], bool] = lambda: False) -> int:
+        """Work rounds until the inbox is empty; returns how many chunks were handled."""
+        total = 0
+        while not stopping() and (handled := self.run_round(stopping)):
+            total += handled
+        return total
+
+    def run_round(self, stopping: Callable[[], bool] = lambda: False) -> int:
+        """One turn per project with chunks waiting; returns how many chunks were handled."""
+        with self._round_lock:
+            waiting = self.inbox.waiting_bytes()
+            if not waiting:
+                return 0
+            # Least waiting first: a project with one small chunk is not kept behind a flood's turn. Ties
+            # go round the project ids, starting one further on each round.
+            rotated = sorted(waiting, key=lambda p: (p < self._first_project, p))
+            self._first_project = rotated[0] + 1
+            order = sorted(rotated, key=waiting.__getitem__)
+            handled = 0
+            for project_id in order:
+                if stopping():
+                    break
+                handled += self._turn(project_id, stopping)
+            return handled
+
+    def _light_project_waiting(self, project_id: int) -> bool:
+        """Has another project a little waiting, less than this one (e.g. a small chunk that just came in)?
+
+        Heavy projects do not cut each other's turns: each gets its budget per round.
+        """
+        waiting = self.inbox.waiting_bytes()
+        mine = waiting.get(project_id, 0)
+        light_bytes = self.project_bytes_per_round // LIGHT_WAITING_DIVISOR
+        return any(size < mine and size <= light_bytes for other, size in waiting.items() if other != project_id)
+
+    def _turn(self, project_id: int, stopping: Callable[[], bool]) -> int:
+        """Up to the budget of one project's chunks, cut short when a light project has some waiting."""
+        used_bytes = 0
+        taken: list[tuple[InboxEntry, FileVersion]] = []
+        rows: list[RecordingRow] = []
+        try:
+            while used_bytes < self.project_bytes_per_round and not stopping():
+                if taken and self._light_project_waiting(project_id):
+                    break
+                entry = self.inbox.take(project_id)
+                if entry is None:
+                    break
+                found = self.inbox.read(entry)
+                if found is None:
+                    continue
+                data, version = found
+                taken.append((entry, version))
+                used_bytes += self._store_blob(entry, data, rows)
+            if rows:
+                self.blobs.sync_dirs([row.path for row in rows])
+                self.store.insert_arrow(f"{DATABASE}.recordings", recording_table(rows))
+        except BaseException:
+            self.inbox.put_back([entry for entry, _ in taken])
+            raise
+        for entry, version in taken:
+            self.inbox.remove(entry, version)
+        self.counters.add("chunks_stored", len(rows))
+        self.counters.add("chunk_json_bytes_stored", sum(row.raw_bytes for row in rows))
+        return len(taken)
+
+    def _store_blob(self, entry: InboxEntry, data: bytes, rows: list[RecordingRow]) -> int:
+        """Write one chunk's blob and add its index row, or quarantine it; returns the bytes it cost."""
+        try:
+            chunk = decode_chunk(data)
+        except Exception as exc:  # a damaged inbox file: keep its bytes for a person to look at
+            self._quarantine(_unreadable(entry, data), "inbox", exc)
+            return len(data)
+        try:
+            key = BlobStore.chunk_key(chunk.project_id, chunk.session_id, chunk.seq)
+            blob, raw_bytes = self._recoder.recode(chunk.data)
+        except Exception as exc:  # the chunk's own bytes: never retried, never holding others back
+            self._quarantine(chunk, "chunk", exc)
+            return len(chunk.data)
+        self.blobs.put(key, blob)  # an OSError here is the disk's, not the chunk's: the turn is retried
+        rows.append(
+            RecordingRow(
+                chunk.project_id,
+                chunk.session_id,
+                chunk.seq,
+                chunk.first_ts,
+                chunk.last_ts,
+                chunk.count,
+                len(blob),
+                raw_bytes,
+                key,
+                chunk.received_at,
+                chunk.segment_id,
+            )
+        )
+        return raw_bytes
+
+    def _quarantine(self, chunk: InboxChunk, stage: str, exc: BaseException) -> None:
+        stored = StoredChunk(
+            seq=chunk.seq, first_ts=chunk.first_ts, last_ts=chunk.last_ts, count=chunk.count, data=chunk.data
+        )
+        item = self.quarantine.put_chunk(
+            stored,
+            stage,
+            exc,
+            chunk.segment_id,
+            project_id=chunk.project_id,
+            session_id=chunk.session_id,
+            batch_id=chunk.batch_id,
+            received_at=chunk.received_at,
+        )
+        log.warning(
+            "recording chunk %d of session %r (project %d, batch %r, segment %d) quarantined as %s: %s: %s",
+            chunk.seq,
+            chunk.session_id,
+            chunk.project_id,
+            chunk.batch_id,
+            chunk.segment_id,
+            item,
+            type(exc).__name__,
+            exc,
+        )
+
+
+def _unreadable(entry: InboxEntry, data: bytes) -> InboxChunk:
+    """What an unreadable inbox file's name still tells (project, session, seq), and its bytes."""
+    session_id, _, rest = entry.name.partition(".")
+    seq_text = rest.split(".", 1)[0]
+    seq = int(seq_text) if seq_text.isdigit() else 0
+    return InboxChunk(
+        project_id=entry.project_id,
+        session_id=session_id,
+        seq=seq,
+        first_ts=0,
+        last_ts=0,
+        count=0,
+        received_at=0,
+        segment_id=0,
+        batch_id="",
+        data=data,
+    )
