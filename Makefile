@@ -10,7 +10,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TRACKER   := hitmetrix/web/static/hm.js
 DASHBOARD := hitmetrix/web/static/dashboard/replay.js
 
-.PHONY: run test lint bench install tracker dashboard system-deps chromium clean
+.PHONY: run test lint bench fidelity install tracker dashboard system-deps chromium clean
 
 run: install
 	$(VENV)/bin/hitmetrix serve --demo --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
@@ -24,9 +24,17 @@ lint: install
 	cd tracker && npm run --silent typecheck
 	cd dashboard && npm run --silent typecheck
 
+# Session list sizes: make bench BENCH_SESSIONS=1000000,10000000 (10 M takes a few minutes to build).
+BENCH_SESSIONS ?= 100000
+
 bench: install chromium
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
-	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.run --sessions $(BENCH_SESSIONS) $(BENCH_ARGS)
+
+# Replay fidelity: corpus pages recorded in Chromium, replayed, live and replay screenshots compared (SSIM);
+# a table, bench/results/fidelity.json and test-artifacts/fidelity/. One page: make fidelity FIDELITY_ARGS="--pages tall"
+fidelity: install chromium
+	$(PY) -m bench.fidelity $(FIDELITY_ARGS)
 
 install: $(VENV)/.installed $(TRACKER) $(DASHBOARD)
 

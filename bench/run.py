@@ -1,9 +1,10 @@
-"""Benchmarks: events/s end to end (HTTP → spool → store) and recorded bytes per minute.
+"""Benchmarks: events/s end to end (HTTP → spool → store), the session list, recorded bytes per minute.
 
-Run with `make bench`. Starts a real server on 127.0.0.1, drives it with wrk
-(50-event batches, ~22 KB each), waits until every acknowledged event is in
-the store, then records a scripted visit of the demo site in real Chromium.
-Results are printed and written to bench/results/latest.json.
+Run with `make bench` (sizes of the session list: `make bench BENCH_ARGS="--sessions 1000000,10000000"`).
+Starts a real server on 127.0.0.1, drives it with wrk (50-event batches, ~22 KB
+each), waits until every acknowledged event is in the store, times the session
+list at each size, then records a scripted visit of the demo site in real
+Chromium. Results are printed and written to bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -181,6 +182,17 @@ def bench_recording(work: Path, seconds: int) -> dict:
     }
 
 
+def _sizes(text: str) -> list[int]:
+    """"1000000,10000000" → [1000000, 10000000]; "0" → [] (skip the list benchmark)."""
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+    if any(size < 0 for size in sizes):
+        raise argparse.ArgumentTypeError("sizes are 0 or more")
+    return [size for size in sizes if size]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=20, help="wrk duration")
@@ -189,7 +201,10 @@ def main() -> int:
     parser.add_argument("--skip-recording", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument(
-        "--sessions", type=int, default=100_000, help="synthetic sessions for the list benchmark (0 skips)"
+        "--sessions",
+        type=_sizes,
+        default=[100_000],
+        help="synthetic sessions for the list benchmark, comma-separated sizes (e.g. 1000000,10000000; 0 skips)",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -202,9 +217,11 @@ def main() -> int:
         if not args.skip_throughput:
             results["throughput"] = bench_throughput(Path(tmp), args.seconds, args.connections)
             print(json.dumps(results["throughput"], indent=2), flush=True)
-        if args.sessions:
-            results["session_list"] = bench_sessions(Path(tmp), args.sessions)
-            print(json.dumps(results["session_list"], indent=2), flush=True)
+        for n_sessions in args.sessions:
+            result = bench_sessions(Path(tmp), n_sessions)
+            results.setdefault("session_list", {})[str(n_sessions)] = result
+            print(json.dumps(result, indent=2), flush=True)
+            shutil.rmtree(Path(tmp) / f"sessions-{n_sessions}", ignore_errors=True)
         if not args.skip_recording:
             results["recording"] = bench_recording(Path(tmp), args.visit_seconds)
             print(json.dumps(results["recording"], indent=2), flush=True)

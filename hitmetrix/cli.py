@@ -9,10 +9,12 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from hitmetrix.settings import SETTINGS, Settings, load_settings
 from hitmetrix.store import accounts
-from hitmetrix.store.meta import IP_ANONYMISATION, MetaStore
+from hitmetrix.store import projects as project_rules
+from hitmetrix.store.meta import IP_ANONYMISATION, MetaStore, parse_origins
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -45,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--ip-anonymisation", choices=IP_ANONYMISATION, default="truncate")
     create.add_argument("--allowed-origin", action="append", default=[], help="origin allowed to send (repeatable)")
     create.add_argument("--base-url", default="http://127.0.0.1:8000", help="where Hitmetrix is reachable")
+    create.add_argument(
+        "--owner", metavar="EMAIL", help="the user who owns it (default: the first admin, or the next admin made)"
+    )
     _add_setting_flags(create, ("data_dir", "metadata_url"))
     plist = project_sub.add_parser("list", help="list projects")
     _add_setting_flags(plist, ("data_dir", "metadata_url"))
@@ -61,10 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(ucreate, ("data_dir", "metadata_url"))
     ulist = user_sub.add_parser("list", help="list users")
     _add_setting_flags(ulist, ("data_dir", "metadata_url"))
+    uinvite = user_sub.add_parser("invite", help="print a one-time link (7 days) for someone to join and sign in")
+    uinvite.add_argument("email")
+    uinvite.add_argument("--project", type=int, metavar="ID", help="invite into this project")
+    uinvite.add_argument("--role", choices=accounts.ROLES, default="viewer", help="their role in --project")
+    uinvite.add_argument("--base-url", default="http://127.0.0.1:8000", help="where Hitmetrix is reachable")
+    _add_setting_flags(uinvite, ("data_dir", "metadata_url"))
 
     sessions = sub.add_parser("sessions", help="list recent sessions of a project")
     sessions.add_argument("--project", default="1", help="project id")
     sessions.add_argument("--limit", type=int, default=20)
+    # Days of the project's time zone, as in the dashboard and the API.
+    sessions.add_argument("--from", dest="date_from", metavar="DAY", help="first day sessions started on (YYYY-MM-DD)")
+    sessions.add_argument("--to", dest="date_to", metavar="DAY", help="last day sessions started on (YYYY-MM-DD)")
     _add_setting_flags(sessions, ("data_dir", "metadata_url"))
 
     session = sub.add_parser("session", help="dump one session's events (or its rrweb recording)")
@@ -90,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     qrequeue.add_argument("--all", action="store_true", help="every open item that can be requeued")
     _add_setting_flags(qrequeue, ("data_dir", "spool_fsync"))
 
+    doctor = sub.add_parser(
+        "doctor", help="check a data directory and say what is wrong (exit 0 OK, 1 warnings, 2 failures)"
+    )
+    doctor.add_argument("--json", action="store_true", help="the checks as one JSON array")
+    _add_setting_flags(doctor, ("data_dir", "metadata_url"))
+
     get = sub.add_parser("get", help="GET one API path (from the running server, or in process)")
     get.add_argument("path")
     _add_setting_flags(get, ("data_dir", "metadata_url"))
@@ -109,7 +129,44 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
+def _project_command(args: argparse.Namespace, meta: MetaStore) -> int:
+    if args.project_command == "list":
+        for p in meta.projects():
+            print(f"{p.id}\t{p.name}\t{p.public_key}\tip={p.ip_anonymisation}")
+        return 0
+    try:
+        owner = accounts.user_by_email(meta, args.owner) if args.owner else project_rules.first_admin(meta)
+        if args.owner and owner is None:
+            raise ValueError(f"no user has the email {args.owner}")
+        origins = parse_origins("\n".join(args.allowed_origin))
+        p = project_rules.create_project(
+            meta, args.name, owner_id=owner.id if owner else None, ip_anonymisation=args.ip_anonymisation,
+            allowed_origins=origins,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"project {p.id} '{p.name}'\nkey: {p.public_key}")
+    print(f"script tag: {p.script_tag(args.base_url)}")
+    if owner is not None:
+        print(f"owner: {owner.email}")
+    else:
+        print("owner: none yet; the first admin you create will own it")
+    return 0
+
+
 def _user_command(args: argparse.Namespace, meta: MetaStore) -> int:
+    if args.user_command == "invite":
+        from hitmetrix.store import team
+
+        try:
+            link, plaintext = team.create_invitation(meta, None, args.email, args.project, args.role)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.base_url.rstrip('/')}/invite?{urlencode({'token': plaintext})}")
+        print(f"invitation for {link.email}, valid once until {link.expires_at:%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+        return 0
     if args.user_command == "list":
         for u in accounts.users(meta):
             projects = ",".join(str(p) for p in sorted(accounts.project_ids_of(meta, u.id)))
@@ -125,6 +182,8 @@ def _user_command(args: argparse.Namespace, meta: MetaStore) -> int:
         return 1
     for pid in args.project:
         accounts.add_member(meta, pid, user.id)
+    if user.is_admin:  # projects made before any admin existed would otherwise be out of everyone's reach
+        project_rules.adopt_ownerless_projects(meta, user.id)
     role = "admin" if user.is_admin else "user"
     member_of = f", member of project {', '.join(map(str, args.project))}" if args.project else ""
     print(f"created {role} {user.email} (id {user.id}){member_of}")
@@ -178,25 +237,25 @@ def main(argv: list[str] | None = None) -> int:
         serve(settings)
         return 0
     if args.command == "project":
-        meta = MetaStore(settings.metadata_url, Path(settings.data_dir))
-        if args.project_command == "create":
-            p = meta.create_project(args.name, args.ip_anonymisation, "\n".join(args.allowed_origin))
-            print(f"project {p.id} '{p.name}'\nkey: {p.public_key}")
-            print(f"script tag: {p.script_tag(args.base_url)}")
-        else:
-            for p in meta.projects():
-                print(f"{p.id}\t{p.name}\t{p.public_key}\tip={p.ip_anonymisation}")
-        return 0
+        return _project_command(args, MetaStore(settings.metadata_url, Path(settings.data_dir)))
 
     if args.command == "user":
         return _user_command(args, MetaStore(settings.metadata_url, Path(settings.data_dir)))
     if args.command == "quarantine":
         return _quarantine_command(args, settings)
+    if args.command == "doctor":
+        from hitmetrix.ops import doctor as doctor_checks
+
+        checks = doctor_checks.examine(Path(settings.data_dir), settings.metadata_url)
+        print(doctor_checks.as_json(checks) if args.json else doctor_checks.report(checks))
+        return doctor_checks.exit_code(checks)
 
     from hitmetrix.web.server import request
 
     if args.command == "sessions":
-        path = f"/api/v1/projects/{args.project}/sessions?limit={args.limit}"
+        days = {"from": args.date_from, "to": args.date_to}
+        query = urlencode({"limit": args.limit, **{name: day for name, day in days.items() if day}})
+        path = f"/api/v1/projects/{args.project}/sessions?{query}"
     elif args.command == "session":
         suffix = "/recording" if args.recording else ""
         path = f"/api/v1/projects/{args.project}/sessions/{args.session_id}{suffix}"

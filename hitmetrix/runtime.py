@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hitmetrix.assets import AssetFetcher, AssetStore, AssetWorker
 from hitmetrix.loader import Loader
+from hitmetrix.loader.rows import RecordingRow
 from hitmetrix.settings import Settings
 from hitmetrix.spool import Spool
 from hitmetrix.store import accounts
@@ -72,6 +74,8 @@ class Runtime:
     started: bool = field(default=False)
     # Wall clock (epoch seconds) for sign-in sessions and throttling; tests replace it.
     clock: Callable[[], float] = field(default_factory=lambda: time.time)
+    # Captures the stylesheets, images and fonts of stored recordings (None: no capture).
+    assets: AssetWorker | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -81,6 +85,8 @@ class Runtime:
         self.spool.add_seal_listener(self.loader.wake)
         self.spool.start()
         self.loader.start()
+        if self.assets is not None:
+            self.assets.start()
         self.started = True
 
     def stop(self) -> None:
@@ -94,6 +100,8 @@ class Runtime:
             self.loader.load_once(drain_recordings=False)
         except Exception:  # noqa: BLE001 - left in the spool, loaded at the next start
             log.exception("could not load every sealed segment at shutdown; they stay in the spool")
+        if self.assets is not None:
+            self.assets.stop()
         self.store.close()
         self.meta.close()
 
@@ -165,6 +173,19 @@ def build_runtime(settings: Settings) -> Runtime:
         project_bytes_per_round=settings.loader_project_bytes_per_round,
         append=lambda record: spool.append_blocking(record, 30.0),  # requeued quarantine items
     )
+    assets = AssetWorker(
+        AssetStore(data_dir / "assets"),
+        AssetFetcher(),
+        read_chunk=blobs.get,
+        project_origins=lambda project_id: project_origins(meta, project_id),
+    )
+
+    def capture_assets(rows: list[RecordingRow]) -> None:
+        # After each turn of stored chunks: a non-blocking hand-over (a full queue skips the chunk's assets).
+        for row in rows:
+            assets.enqueue(row.project_id, row.session_id, row.path)
+
+    loader.chunk_worker.add_stored_listener(capture_assets)
     return Runtime(
         settings=settings,
         meta=meta,
@@ -174,4 +195,11 @@ def build_runtime(settings: Settings) -> Runtime:
         loader=loader,
         projects=ProjectCache(meta),
         admin_token=ensure_admin_token(data_dir),
+        assets=assets,
     )
+
+
+def project_origins(meta: MetaStore, project_id: int) -> list[str]:
+    """The project's allowed origins ([] for a project that does not exist, or no longer)."""
+    project = meta.project(project_id)
+    return project.origins() if project is not None else []

@@ -8,29 +8,75 @@ import { gzipSync } from 'node:zlib';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const outfile = join(here, '..', 'hitmetrix', 'web', 'static', 'hm.js');
-const GZIP_BUDGET_BYTES = 30 * 1024; // rrweb included
+const GZIP_BUDGET_BYTES = 25 * 1024; // rrweb included: under Microsoft Clarity's 26 KB (issue 10)
 
 /**
  * rrweb's canvas recording (a worker inlined as a string, 2D and WebGL hooks) weighs ~3 KB
  * gzipped and the tracker never turns it on (recordCanvas stays false): its manager is swapped
- * for a stub with the methods rrweb calls, so esbuild drops the rest. The build fails if the
- * pinned rrweb is laid out differently, rather than ship a half-edited copy.
+ * for a stub with the methods rrweb calls, so esbuild drops the rest.
  */
-const withoutCanvasRecording = {
-  name: 'rrweb-without-canvas-recording',
+function withoutCanvasRecording(source, path) {
+  const from = source.indexOf('\nconst jsContent = ');
+  const to = source.indexOf('\nclass StylesheetManager {');
+  const cut = source.slice(from, to);
+  const expected = ['const jsContent', 'const blob', 'function WorkerWrapper', 'class CanvasManager'];
+  const declared = cut.match(/^(const|let|var|function|class) \w+/gm) || [];
+  if (from < 0 || to < from || declared.join() !== expected.join()) {
+    throw new Error(`${path}: not the rrweb layout this build edits (found ${declared.join(', ')})`);
+  }
+  const stub = '\nclass CanvasManager { reset() {} freeze() {} unfreeze() {} lock() {} unlock() {} }';
+  return source.slice(0, from) + stub + source.slice(to);
+}
+
+/**
+ * rrweb's relay of cross-origin iframes' recordings (id remapping of every event kind, ~1 KB
+ * gzipped) runs only with recordCrossOriginIframes, which the tracker never turns on: the
+ * remapping methods and their id mirror become no-ops.
+ */
+function withoutCrossOriginIframes(source, path) {
+  const from = source.indexOf('\n  handleMessage(message) {');
+  const to = source.indexOf('\n}\nclass ShadowDomManager {');
+  const methods = source.slice(from, to).match(/^ {2}\w+(?=\()/gm) || [];
+  const expected = ['handleMessage', 'transformCrossOriginEvent', 'replace', 'replaceIds', 'replaceStyleIds',
+    'replaceIdOnNode', 'patchRootIdOnNode'].map((m) => '  ' + m);
+  const mirrorFrom = source.indexOf('\nclass CrossOriginIframeMirror {');
+  const mirrorTo = source.indexOf('\nclass IframeManager {');
+  if (from < 0 || to < from || methods.join() !== expected.join() || mirrorFrom < 0 || mirrorTo < mirrorFrom) {
+    throw new Error(`${path}: not the rrweb layout this build edits (IframeManager has ${methods.join(',')})`);
+  }
+  return source.slice(0, mirrorFrom) + '\nclass CrossOriginIframeMirror { reset() {} }' +
+    source.slice(mirrorTo, from) + '\n  handleMessage() {}' + source.slice(to);
+}
+
+/**
+ * rrweb serialises stylesheets from the CSSOM, which loses declarations (src/css.ts says which):
+ * its stringifyStylesheet goes through sheetText, and stringifyRule reads ruleText instead of cssText.
+ */
+function withLosslessStylesheets(source, path) {
+  const edits = [
+    ['function stringifyStylesheet(s) {',
+      'function stringifyStylesheet(s) {\n  return hmSheetText(s, rrwebStringifyStylesheet, absolutifyURLs);\n}\n' +
+      'function rrwebStringifyStylesheet(s) {'],
+    ['    let ruleStringified = rule.cssText;\n', '    let ruleStringified = hmRuleText(rule);\n'],
+  ];
+  for (const [from, to] of edits) {
+    if (source.split(from).length !== 2) throw new Error(`${path}: not the rrweb layout this build edits (${from})`);
+    source = source.replace(from, to);
+  }
+  const css = JSON.stringify(join(here, 'src', 'css.ts'));
+  return `import { sheetText as hmSheetText, ruleText as hmRuleText } from ${css};\n` + source;
+}
+
+/** The build fails if the pinned rrweb is laid out differently, rather than ship a half-edited copy. */
+const editedRrweb = {
+  name: 'edited-rrweb',
   setup(b) {
     b.onLoad({ filter: /[\\/]@rrweb[\\/]record[\\/]dist[\\/]record\.js$/ }, ({ path }) => {
-      const source = readFileSync(path, 'utf8');
-      const from = source.indexOf('\nconst jsContent = ');
-      const to = source.indexOf('\nclass StylesheetManager {');
-      const cut = source.slice(from, to);
-      const expected = ['const jsContent', 'const blob', 'function WorkerWrapper', 'class CanvasManager'];
-      const declared = cut.match(/^(const|let|var|function|class) \w+/gm) || [];
-      if (from < 0 || to < from || declared.join() !== expected.join()) {
-        throw new Error(`${path}: not the rrweb layout this build edits (found ${declared.join(', ')})`);
+      let source = readFileSync(path, 'utf8');
+      for (const edit of [withoutCanvasRecording, withoutCrossOriginIframes, withLosslessStylesheets]) {
+        source = edit(source, path);
       }
-      const stub = '\nclass CanvasManager { reset() {} freeze() {} unfreeze() {} lock() {} unlock() {} }';
-      return { contents: source.slice(0, from) + stub + source.slice(to), loader: 'js' };
+      return { contents: source, loader: 'js' };
     });
   },
 };
@@ -48,7 +94,7 @@ await build({
   logLevel: 'warning',
   // The tracker never writes to the host page's console; rrweb's warnings go too.
   drop: ['console'],
-  plugins: [withoutCanvasRecording],
+  plugins: [editedRrweb],
 });
 
 const code = readFileSync(outfile);

@@ -21,22 +21,38 @@ export function shortUrl(url: string): string {
   }
 }
 
-/** Show server-rendered UTC times (`<time data-ms>`) in the viewer's local time zone; UTC stays in the title. */
-export function localiseTimes(root: ParentNode): void {
-  const times = root.querySelectorAll<HTMLTimeElement>('time[data-ms]');
-  for (let i = 0; i < times.length; i++) {
-    const el = times[i];
-    const ms = Number(el.dataset.ms);
-    if (!isFinite(ms)) continue;
-    const date = new Date(ms);
-    el.title = date.toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
-    el.textContent = date.toLocaleString(undefined, {
-      year: 'numeric',
-      month: 'short',
-      day: 'numeric',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-    });
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** The zone's name when this browser knows it, else UTC (a display must never throw). */
+export function knownZone(timeZone: string | undefined): string {
+  if (!timeZone) return 'UTC';
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone });
+    return timeZone;
+  } catch (e) {
+    return 'UTC';
   }
+}
+
+/**
+ * `2 Dec 2026 00:30 (Pacific/Kiritimati)`: a moment in the project's time zone, followed by the zone's
+ * name — exactly as the server writes times (hitmetrix/timezones.py), so the two never disagree.
+ */
+export function formatInZone(ms: number, timeZone: string | undefined, seconds = false): string {
+  const zone = knownZone(timeZone);
+  const parts = new Intl.DateTimeFormat('en-GB', {
+    timeZone: zone,
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hour12: false,
+  }).formatToParts(new Date(ms));
+  const part: Record<string, string> = {};
+  for (const p of parts) part[p.type] = p.value;
+  const hour = part.hour === '24' ? '00' : part.hour; // some engines write midnight as 24 with hour12: false
+  const clock = `${hour}:${part.minute}` + (seconds ? `:${part.second}` : '');
+  return `${Number(part.day)} ${MONTHS[Number(part.month) - 1]} ${part.year} ${clock} (${zone})`;
 }

@@ -24,13 +24,15 @@ import Player from 'rrweb-player';
 import 'rrweb-player/dist/style.css';
 import './replay.css';
 import { ChunkInfo, SessionApi, SessionEvent, parseChunks } from './chunks';
-import { formatClock, localiseTimes } from './format';
+import { formatClock } from './format';
+import { AssetMap, assetNotice, fetchAssetMap } from './assets';
 import { RecordedEvent, RecordingSanitiser } from './sanitise';
 import { Timeline, recordedTime } from './timeline';
 
 const CONTROLLER_HEIGHT_PX = 80; // rrweb-player's controller bar
 const META_EVENT = 4;
 const FULL_SNAPSHOT_EVENT = 2;
+const CUSTOM_EVENT = 5;
 const SPEEDS = [1, 2, 4, 8];
 // The tracker sends a page's first snapshot at once, so chunk 0 often spans a few milliseconds:
 // start with two chunks, or playback would stall on its first frame.
@@ -52,8 +54,10 @@ export interface HmReplay {
   /** Origins the replay may load resources from: the dashboard's own and the project's allowed origins. */
   allowedOrigins: string[];
   /** The sanitiser applied to a copy of some events (for tests of the sanitiser itself). */
-  sanitiseEvents(events: RecordedEvent[], allowedOrigins?: string[]): RecordedEvent[];
+  sanitiseEvents(events: RecordedEvent[], allowedOrigins?: string[], assets?: Record<string, unknown>): RecordedEvent[];
   lastCopiedLink: string;
+  /** The session's captured assets (null until loaded, or if they could not be). */
+  assetMap: AssetMap | null;
 }
 
 declare global {
@@ -101,7 +105,7 @@ class ReplayPage {
     this.chunks = parseChunks(root.dataset.chunks);
     this.allowedOrigins = [location.origin, ...parseOrigins(root.dataset.mediaOrigins)];
     this.sanitiser = new RecordingSanitiser(this.allowedOrigins);
-    this.timeline = new Timeline(byId<HTMLOListElement>('hm-events'), (ms) => this.seek(ms));
+    this.timeline = new Timeline(byId<HTMLOListElement>('hm-events'), (ms) => this.seek(ms), root.dataset.timeZone);
     const page = this;
     this.state = {
       ready: false,
@@ -113,9 +117,13 @@ class ReplayPage {
       currentTime: () => page.currentMs,
       seek: (ms: number) => page.seek(ms),
       allowedOrigins: this.allowedOrigins,
-      sanitiseEvents: (events, origins) =>
-        new RecordingSanitiser(origins || page.allowedOrigins).events(JSON.parse(JSON.stringify(events))),
+      sanitiseEvents: (events, origins, assets) => {
+        const sanitiser = new RecordingSanitiser(origins || page.allowedOrigins);
+        if (assets) sanitiser.setAssets(assets, location.origin);
+        return sanitiser.events(JSON.parse(JSON.stringify(events)));
+      },
       lastCopiedLink: '',
+      assetMap: null,
     };
     byId<HTMLSelectElement>('hm-event-filter').addEventListener('change', (e) => {
       this.timeline.applyFilter((e.target as HTMLSelectElement).value);
@@ -136,6 +144,7 @@ class ReplayPage {
       return;
     }
     const target = seekParam(location.search);
+    await this.useCapturedAssets();
     let initial: RecordedEvent[];
     try {
       initial = await this.loadInitial(target);
@@ -229,6 +238,9 @@ class ReplayPage {
     iframe.setAttribute('referrerpolicy', 'no-referrer');
     pinNoReferrer(iframe.contentDocument);
     replayer.on('fullsnapshot-rebuilded', () => pinNoReferrer(iframe.contentDocument));
+    const fragment = new FragmentFollower(iframe);
+    replayer.on('event-cast', (e) => fragment.cast(e as RecordedEvent));
+    replayer.on('fullsnapshot-rebuilded', () => fragment.onRebuild());
     this.startTime = player.getMetaData().startTime;
     for (const e of events) this.noteUrl(e);
     player.addEventListener('ui-update-current-time', (detail) => {
@@ -393,6 +405,26 @@ class ReplayPage {
     return byId('hm-events');
   }
 
+  /** Replay the site's stylesheets, images and fonts from the dashboard's copies, and say which are missing. */
+  private async useCapturedAssets(): Promise<void> {
+    try {
+      const map = await fetchAssetMap(this.root.dataset.project || '', this.root.dataset.session || '');
+      this.sanitiser.setAssets(map.assets, location.origin);
+      this.state.assetMap = map;
+      const notice = assetNotice(map.failed.length);
+      if (!notice) return;
+      const note = document.createElement('p');
+      note.className = 'hm-asset-note';
+      note.setAttribute('role', 'status');
+      note.textContent = notice;
+      note.title = map.failed.slice(0, 20).map((f) => `${f.url}: ${f.reason}`).join('\n');
+      Object.assign(note.style, { margin: '0', padding: '4px 12px', fontSize: '0.8rem', color: '#fbbf24' });
+      this.playerBox.insertAdjacentElement('beforebegin', note);
+    } catch (e) {
+      console.warn('the captured assets could not be listed; the replay uses the live site', e);
+    }
+  }
+
   private showNote(message: string, where: HTMLElement): void {
     where.textContent = '';
     const note = document.createElement(where.tagName === 'OL' ? 'li' : 'p');
@@ -408,6 +440,46 @@ function parseOrigins(raw: string | undefined): string[] {
     return Array.isArray(parsed) ? parsed.filter((o): o is string => typeof o === 'string') : [];
   } catch (e) {
     return [];
+  }
+}
+
+/**
+ * Gives the replay document the recorded URL's fragment, so that `:target` rules match as they did: Meta
+ * events carry the URL, and so do the tracker's `hm-url` custom events (sent at each fragment change); a
+ * rebuild (document.open) resets the document's URL. The change is a fragment navigation within the rebuilt
+ * document (it loads and runs nothing) that replaces the history entry; the scroll it causes is undone, the
+ * recording's scroll rules.
+ */
+class FragmentFollower {
+  private fragment = '';
+  private rebuilt = false; // never before the first rebuild: the initial about:blank would be replaced
+
+  constructor(private iframe: HTMLIFrameElement) {}
+
+  cast(e: RecordedEvent): void {
+    const data = (e.data || {}) as { href?: unknown; tag?: unknown; payload?: { href?: unknown } };
+    const custom = e.type === CUSTOM_EVENT && data.tag === 'hm-url';
+    const href = e.type === META_EVENT ? data.href : custom && data.payload && data.payload.href;
+    if (typeof href !== 'string') return;
+    try {
+      this.fragment = new URL(href).hash;
+    } catch (err) {
+      this.fragment = '';
+    }
+    if (this.rebuilt) this.apply();
+  }
+
+  onRebuild(): void {
+    this.rebuilt = true;
+    this.apply();
+  }
+
+  private apply(): void {
+    const win = this.iframe.contentWindow;
+    if (!win || win.location.hash === this.fragment || (!this.fragment && !win.location.hash)) return;
+    const { scrollX, scrollY } = win;
+    win.location.replace(this.fragment || '#');
+    win.scrollTo(scrollX, scrollY);
   }
 }
 
@@ -445,7 +517,6 @@ function postFormsWithOrigin(doc: Document): void {
 }
 
 function main(): void {
-  localiseTimes(document);
   postFormsWithOrigin(document);
   const root = document.getElementById('replay-root');
   if (!root) return;

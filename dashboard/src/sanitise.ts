@@ -68,6 +68,13 @@
  *      `//` or `url(` anywhere are dropped;
  *    - rrweb's `rr_dataURL` is kept only when it is a `data:image/` URL;
  *    - element names that are not valid names become `hm-invalid`.
+ *    - captured assets: when the dashboard captured a URL's stylesheet, image or font
+ *      (`setAssets`, the session's asset map), a resource URL that resolves to it
+ *      (in attributes, srcset and CSS, `@import` included) becomes the dashboard's
+ *      asset URL (same-origin: web fonts load without CORS on the site, and the
+ *      replay no longer depends on the site). Only `/projects/N/assets/SHA256`
+ *      paths of the dashboard are accepted as such; a URL without a captured copy
+ *      falls under the rules above. Link targets are never rewritten.
  *    Plugin events (type 6), events of unknown type, events without a numeric
  *    timestamp and font events whose source is neither CSS text nor bytes are
  *    dropped; canvas mutations lose their commands (the replayer ignores them
@@ -169,6 +176,8 @@ const KNOWN_NAMESPACES = new Set([
 const SVG_ANIMATION_VALUES = new Set(['values', 'to', 'from', 'by']);
 const VALID_TAG = /^[a-zA-Z][a-zA-Z0-9._:-]*$/;
 const BLANKED_URL = '#';
+/** The only form of a captured asset's URL that the asset map may give (a dashboard path). */
+const ASSET_PATH = /^\/projects\/[0-9]{1,18}\/assets\/[0-9a-f]{64}$/;
 
 /** `javascript:`, `vbscript:` and `data:` URLs other than images, audio, video and fonts. */
 const DANGEROUS_URL = /^(?:javascript:|vbscript:|livescript:|data:(?!(?:image|audio|video|font)\/))/;
@@ -290,12 +299,33 @@ export class RecordingSanitiser {
   /** Origins the replay may load from. */
   private allowed: Set<string>;
   private cssModifiers = cssFetchModifiers();
+  /** Absolute original URL → the dashboard URL of its captured copy. */
+  private assets = new Map<string, string>();
   /** How many things were neutralised (read by tests; handy when looking into a recording). */
   neutralised = 0;
 
   /** `allowedOrigins`: where replayed resources may come from (the dashboard's and the project's origins). */
   constructor(allowedOrigins: readonly string[] = []) {
     this.allowed = origins(allowedOrigins);
+  }
+
+  /**
+   * The session's captured assets: original URL → dashboard path (`/projects/N/assets/SHA256`), made absolute
+   * on `dashboardOrigin`. Anything else in the map is ignored: it could point the replay anywhere.
+   */
+  setAssets(map: Record<string, unknown>, dashboardOrigin: string): number {
+    this.assets.clear();
+    for (const key of Object.keys(map || {})) {
+      const path = map[key];
+      if (typeof path !== 'string' || !ASSET_PATH.test(path)) continue;
+      try {
+        const url = new URL(key);
+        if (url.protocol === 'http:' || url.protocol === 'https:') this.assets.set(url.href, dashboardOrigin + path);
+      } catch (e) {
+        continue; // not a URL: no recorded URL can resolve to it
+      }
+    }
+    return this.assets.size;
   }
 
   /** The event made inert (changed in place), or null when it must not be replayed. */
@@ -531,6 +561,14 @@ export class RecordingSanitiser {
     if (n[0] === '#' && lname.endsWith('href')) return value; // an SVG reference into this document
     if (n.startsWith('data:')) return DANGEROUS_URL.test(n) ? null : value;
     if (n.startsWith('blob:')) return value; // blob: URLs never leave the browser
+    return this.fetchedUrl(value);
+  }
+
+  /** A URL the replay will fetch: its captured copy on the dashboard when there is one, else `allowedUrl`. */
+  private fetchedUrl(value: string): string | null {
+    const url = this.resolved(value);
+    const captured = url && this.assets.get(url.href);
+    if (captured) return captured;
     return this.allowedUrl(value);
   }
 
@@ -544,14 +582,20 @@ export class RecordingSanitiser {
 
   /** `value` resolved against the recorded page, as an absolute URL, when its origin is allowed. */
   private allowedUrl(value: string): string | null {
+    const url = this.resolved(value);
+    return url && (url.protocol === 'http:' || url.protocol === 'https:') && this.allowed.has(url.origin)
+      ? url.href
+      : null;
+  }
+
+  /** `value` resolved against the recorded page (never the dashboard); null for script URLs and non-URLs. */
+  private resolved(value: string): URL | null {
     if (SCRIPT_URL.test(normalised(value))) return null;
-    let url: URL;
     try {
-      url = this.pageUrl ? new URL(value, this.pageUrl) : new URL(value);
+      return this.pageUrl ? new URL(value, this.pageUrl) : new URL(value);
     } catch (e) {
       return null; // relative with no page URL to resolve against, or no URL at all
     }
-    return (url.protocol === 'http:' || url.protocol === 'https:') && this.allowed.has(url.origin) ? url.href : null;
   }
 
   /** The policy for URLs in CSS (see cssurls.ts). */
@@ -562,7 +606,7 @@ export class RecordingSanitiser {
     // CSS cannot run a data: URL: fonts and images inlined as any type stay; an imported one is CSS we never saw.
     if (n.startsWith('data:')) return use === 'import' ? null : value;
     if (n.startsWith('blob:')) return value;
-    return this.allowedUrl(value);
+    return this.fetchedUrl(value);
   };
 
   private srcset(value: string): string {

@@ -6,7 +6,7 @@
  * Everything recorded is shown with textContent, never as HTML.
  */
 import type { SessionEvent } from './chunks';
-import { formatClock, shortUrl } from './format';
+import { formatClock, formatInZone, shortUrl } from './format';
 
 /** Types that get a marker on the progress bar. */
 const MARKED = new Set(['pageview', 'click', 'error', 'custom', 'submit']);
@@ -96,6 +96,8 @@ export class Timeline {
   constructor(
     private list: HTMLOListElement,
     private onSeek: (offsetMs: number) => void,
+    /** The project's time zone: an event's title gives its time of day there, zone named. */
+    private timeZone?: string,
   ) {}
 
   /** Fill the list; offsets are relative to the recording's first event (startTime). */
@@ -233,7 +235,7 @@ export class Timeline {
     body.appendChild(span('hm-ev-main', main));
     if (sub) body.appendChild(span('hm-ev-sub', sub));
     button.append(icon, span('hm-ev-time', formatClock(offset)), body);
-    button.title = `${event.type} at ${formatClock(offset)}: jump there`;
+    button.title = `${event.type} at ${formatClock(offset)}, ${formatInZone(event.ts, this.timeZone, true)}: jump there`;
     item.appendChild(button);
     return item;
   }

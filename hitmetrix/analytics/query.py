@@ -2,8 +2,11 @@
 
 Analytics code never writes `FROM table` by hand. `ScopedSelect.from_()` and
 `in_subquery()` add `project_id = {project_id:UInt32}` to each table they
-touch, so no query can forget tenancy. Values are always bound parameters,
-written in the form ClickHouse parses parameters in (`bound_value`).
+touch, so no query can forget tenancy; each `where`/`having` condition is put in
+brackets, so none can widen the project condition with an `OR`. The store checks
+the finished SQL again (``hitmetrix.store.tenancy``) and refuses a project table
+read any other way. Values are always bound parameters, written in the form
+ClickHouse parses parameters in (`bound_value`).
 """
 
 from __future__ import annotations
@@ -103,12 +106,12 @@ class ScopedSelect:
         lines = [
             "SELECT " + ",\n       ".join(self.columns),
             f"FROM {DATABASE}.{self.table}" + (" FINAL" if self.final else ""),
-            "WHERE " + "\n  AND ".join(["project_id = {project_id:UInt32}", *self.wheres]),
+            "WHERE " + "\n  AND ".join(["project_id = {project_id:UInt32}", *(f"({w})" for w in self.wheres)]),
         ]
         if self.group_by:
             lines.append("GROUP BY " + ", ".join(self.group_by))
         if self.havings:
-            lines.append("HAVING " + "\n   AND ".join(self.havings))
+            lines.append("HAVING " + "\n   AND ".join(f"({h})" for h in self.havings))
         if self.order_by:
             lines.append("ORDER BY " + ", ".join(self.order_by))
         if self.limit is not None:

@@ -2,6 +2,20 @@
 
 Every query is built with `ScopedSelect`, so it is scoped to one project;
 callers have already checked that the caller may see that project.
+
+Which sessions a date range holds — decided here, once: a session is in the
+range if it STARTED in it (its first event, whatever segment it was loaded
+in), like Plausible. Its row counts every event of every segment, including
+those after the range ends, so a session that crosses midnight or the range's
+end is listed whole (its real start, entry page and duration). Days are days of
+the project's time zone (``days.day_range_ms``).
+
+The list reads ``sessions``, one row per session in the order the list shows
+(newest first): a page reads a page. The loader rewrites a session's row when
+new segments touch it, so a few stale versions may exist until ClickHouse merges
+them; the list therefore finds candidate rows in order without FINAL (cheap),
+then reads just those rows with FINAL (the newest version, tombstones dropped)
+and applies the filters again to what it got.
 """
 
 from __future__ import annotations
@@ -9,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -17,10 +32,12 @@ from typing import Any, ClassVar
 import zstandard
 
 from hitmetrix.analytics import params as param
+from hitmetrix.analytics.days import DEFAULT_TIME_ZONE, day_range_ms
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import EventStore
+from hitmetrix.store.schema import SESSION_AGGREGATES
 
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot", "other")
 _MS = "toUnixTimestamp64Milli"
@@ -31,22 +48,38 @@ MAX_CURSOR_CHARS = 200  # a real cursor is under 120
 MAX_DURATION_S = 10**7
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
-# Session aggregates over session_segments; aliases equal the API's field names.
+# What the list and the summary show of a session; names are the API's field names.
+_SHOWN = (
+    "started_at",
+    "duration_ms",
+    "pageviews",
+    "clicks",
+    "errors",
+    "events",
+    "entry_url",
+    "country",
+    "browser",
+    "os",
+    "device_type",
+    "user_id",
+)
+_AGGREGATE = dict(SESSION_AGGREGATES)
+# One session aggregated from its session_segments rows (the same aggregates as the loader's rows).
 _SUMMARY_COLUMNS = (
     "session_id",
-    f"{_MS}(min(first_ts)) AS started_at",
-    f"{_MS}(max(last_ts)) - started_at AS duration_ms",
-    "sum(pageviews) AS pageviews",
-    "sum(clicks) AS clicks",
-    "sum(errors) AS errors",
-    "sum(events) AS events",
-    "min(entry).2 AS entry_url",
-    "anyIf(country, country != '') AS country",
-    "any(browser) AS browser",
-    "any(os) AS os",
-    "any(device_type) AS device_type",
-    "max(last_user).2 AS user_id",
+    *(
+        f"{_MS}({_AGGREGATE[name]}) AS {name}" if name == "started_at" else f"{_AGGREGATE[name]} AS {name}"
+        for name in _SHOWN
+    ),
 )
+# A row of the sessions table as the API shows it.
+_ROW_COLUMNS = ("session_id", *(f"{_MS}(started_at) AS started_at" if n == "started_at" else n for n in _SHOWN))
+# Candidates read per round before checking them (times the page size), and the most rounds a page takes.
+_CANDIDATES_PER_ROW = 2
+_MAX_CANDIDATES = 100_000
+_MAX_ROUNDS = 8
+# Sessions (newest first) whose values the filter menus offer.
+OPTIONS_FROM_SESSIONS = 100_000
 # Aliases shadow column names (sum(errors) AS errors): make columns win inside expressions.
 _SETTINGS = "SETTINGS prefer_column_name_to_alias = 1"
 
@@ -127,48 +160,77 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise BadParameter("cursor", "cursor is not valid (copy the link again)") from None
 
 
-def _day_ms(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
-
-
-def sessions_query(project_id: int, filters: SessionFilters, cursor: str | None, limit: int) -> ScopedSelect:
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise BadParameter("limit", f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    q = ScopedSelect(project_id).select(*_SUMMARY_COLUMNS).from_("session_segments", final=True)
-    q.group_by.append("session_id")
-    if filters.date_from:
-        q.where(f"last_ts >= fromUnixTimestamp64Milli({q.bind(_day_ms(filters.date_from), 'Int64')}, 'UTC')")
-        q.having(f"started_at >= {q.bind(_day_ms(filters.date_from), 'Int64')}")
-    if filters.date_to:
-        end_ms = _day_ms(filters.date_to + dt.timedelta(days=1))
-        q.where(f"first_ts < fromUnixTimestamp64Milli({q.bind(end_ms, 'Int64')}, 'UTC')")
-        q.having(f"started_at < {q.bind(end_ms, 'Int64')}")
+def _filter_conditions(q: ScopedSelect, filters: SessionFilters, time_zone: str) -> None:
+    """The filters as conditions on a sessions row: its own start, duration, counts and values."""
+    start_ms, end_ms = day_range_ms(filters.date_from, filters.date_to, time_zone)
+    if start_ms is not None:
+        # In range = started in range (the module docstring says why): a condition on the sort key.
+        q.where(f"started_at >= fromUnixTimestamp64Milli({q.bind(start_ms, 'Int64')}, 'UTC')")
+    if end_ms is not None:
+        q.where(f"started_at < fromUnixTimestamp64Milli({q.bind(end_ms, 'Int64')}, 'UTC')")
     if filters.url:
-        q.having(
-            f"arrayExists(u -> positionCaseInsensitive(u, {q.bind(filters.url, 'String')}) > 0, "
-            "groupUniqArrayArray(urls))"
-        )
+        q.where(f"arrayExists(u -> positionCaseInsensitive(u, {q.bind(filters.url, 'String')}) > 0, urls)")
     for column, value in (
         ("country", filters.country),
         ("device_type", filters.device),
         ("browser", filters.browser),
         ("os", filters.os),
+        ("user_id", filters.user),
     ):
         if value:
-            q.having(f"anyIf({column}, {column} != '') = {q.bind(value, 'String')}")
+            q.where(f"{column} = {q.bind(value, 'String')}")
     if filters.min_duration is not None:
-        q.having(f"duration_ms >= {q.bind(int(filters.min_duration * 1000), 'Int64')}")
+        q.where(f"duration_ms >= {q.bind(int(filters.min_duration * 1000), 'Int64')}")
     if filters.max_duration is not None:
-        q.having(f"duration_ms <= {q.bind(int(filters.max_duration * 1000), 'Int64')}")
+        q.where(f"duration_ms <= {q.bind(int(filters.max_duration * 1000), 'Int64')}")
     if filters.has_errors:
-        q.having("sum(errors) > 0")
-    if filters.user:
-        q.having(f"max(last_user).2 = {q.bind(filters.user, 'String')}")
+        q.where("errors > 0")
+
+
+def sessions_query(
+    project_id: int,
+    filters: SessionFilters,
+    cursor: str | tuple[int, str] | None,
+    limit: int,
+    time_zone: str = DEFAULT_TIME_ZONE,
+) -> ScopedSelect:
+    """Candidate rows for a page, newest first: (started_at ms, session id) of up to ``limit`` rows
+    that match the filters, read in the table's order without FINAL (a session may appear more than once)."""
+    if not 1 <= limit <= _MAX_CANDIDATES:
+        raise ValueError(f"read 1 to {_MAX_CANDIDATES} candidates at a time, not {limit}")
+    q = ScopedSelect(project_id).select(f"{_MS}(started_at) AS started_ms", "session_id").from_("sessions")
+    q.where("is_deleted = 0")
+    _filter_conditions(q, filters, time_zone)
     if cursor:
-        ts, sid = decode_cursor(cursor)
-        q.having(f"(started_at, session_id) < ({q.bind(ts, 'Int64')}, {q.bind(sid, 'String')})")
+        ts, sid = decode_cursor(cursor) if isinstance(cursor, str) else cursor
+        after = q.bind(ts, "Int64")
+        # The first condition narrows the primary key range; the second is the exact keyset bound.
+        q.where(f"started_at <= fromUnixTimestamp64Milli({after}, 'UTC')")
+        q.where(f"(started_at, session_id) < (fromUnixTimestamp64Milli({after}, 'UTC'), {q.bind(sid, 'String')})")
     q.order_by += ["started_at DESC", "session_id DESC"]
-    q.limit = limit + 1
+    q.limit = limit
+    return q
+
+
+def session_rows_query(
+    project_id: int, filters: SessionFilters, keys: list[tuple[int, str]], time_zone: str = DEFAULT_TIME_ZONE
+) -> ScopedSelect:
+    """The newest version of the candidate rows ``keys`` ((started_at ms, session id), newest first)
+    that still match the filters: FINAL over a few primary-key ranges, not the whole table."""
+    q = ScopedSelect(project_id).select(*_ROW_COLUMNS).from_("sessions", final=True)
+    newest, oldest = keys[0][0], keys[-1][0]
+    q.where(
+        f"started_at BETWEEN fromUnixTimestamp64Milli({q.bind(oldest, 'Int64')}, 'UTC')"
+        f" AND fromUnixTimestamp64Milli({q.bind(newest, 'Int64')}, 'UTC')"
+    )
+    # chDB cannot bind an array of tuples: the keys travel as one JSON string.
+    keys_json = q.bind(json.dumps(keys, ensure_ascii=True), "String")
+    q.where(
+        f"({_MS}(started_at), session_id) IN"
+        f" (SELECT arrayJoin(JSONExtract({keys_json}, 'Array(Tuple(Int64, String))')))"
+    )
+    _filter_conditions(q, filters, time_zone)
+    q.order_by += ["started_at DESC", "session_id DESC"]
     return q
 
 
@@ -178,14 +240,35 @@ def list_sessions(
     filters: SessionFilters,
     cursor: str | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
+    time_zone: str = DEFAULT_TIME_ZONE,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest sessions first, one summary row each, and the cursor of the next page (or None)."""
-    q = sessions_query(project_id, filters, cursor, limit)
-    rows = store.query(q.sql() + "\n" + _SETTINGS, q.params)
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_cursor(int(last["started_at"]), last["session_id"])
+    """Newest sessions first, one summary row each, and the cursor of the next page (or None).
+
+    ``time_zone`` (the project's) says which instants the filter's days are.
+    """
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise BadParameter("limit", f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    after: tuple[int, str] | None = decode_cursor(cursor) if cursor else None
+    found: list[dict[str, Any]] = []
+    batch = _CANDIDATES_PER_ROW * (limit + 1)
+    for _ in range(_MAX_ROUNDS):
+        q = sessions_query(project_id, filters, after, batch, time_zone)
+        candidates = store.query(q.sql(), q.params)
+        keys = list(dict.fromkeys((int(row["started_ms"]), str(row["session_id"])) for row in candidates))
+        if keys:
+            rows_q = session_rows_query(project_id, filters, keys, time_zone)
+            found += store.query(rows_q.sql() + "\n" + _SETTINGS, rows_q.params)
+        if len(found) > limit:
+            last_shown = found[limit - 1]
+            return found[:limit], encode_cursor(int(last_shown["started_at"]), last_shown["session_id"])
+        if len(candidates) < batch:
+            return found, None
+        # Stale versions and tombstoned starts took places in this round: read on, more at a time.
+        last = candidates[-1]
+        after = (int(last["started_ms"]), str(last["session_id"]))
+        batch = min(batch * 4, _MAX_CANDIDATES)
+    # Rounds used up (a table full of stale rows): show what was checked, continue after the last candidate.
+    return found, encode_cursor(*after) if after is not None else None
 
 
 def session_summary(store: EventStore, project_id: int, session_id: str) -> dict[str, Any] | None:
@@ -197,18 +280,20 @@ def session_summary(store: EventStore, project_id: int, session_id: str) -> dict
 
 
 def filter_options(store: EventStore, project_id: int) -> dict[str, list[str]]:
-    """Values seen in the project, to offer in the list's filter menus."""
-    q = (
-        ScopedSelect(project_id)
-        .from_("session_segments")
-        .select(
-            "arraySort(groupUniqArrayIf(200)(country, country != '')) AS countries",
-            "arraySort(groupUniqArrayIf(200)(browser, browser != '')) AS browsers",
-            "arraySort(groupUniqArrayIf(200)(os, os != '')) AS oses",
-            "arraySort(groupUniqArrayIf(20)(device_type, device_type != '')) AS device_types",
-        )
-    )
-    rows = store.query(q.sql(), q.params)
+    """Values seen in the project's newest sessions, to offer in the list's filter menus.
+
+    The newest OPTIONS_FROM_SESSIONS rows only (read in the table's order), so the menus cost the same
+    at any size; a value seen only longer ago can still be typed into the URL's filter.
+    """
+    recent = ScopedSelect(project_id).select("country", "browser", "os", "device_type").from_("sessions")
+    recent.order_by += ["started_at DESC", "session_id DESC"]
+    recent.limit = OPTIONS_FROM_SESSIONS
+    sql = f"""SELECT arraySort(groupUniqArrayIf(200)(country, country != '')) AS countries,
+       arraySort(groupUniqArrayIf(200)(browser, browser != '')) AS browsers,
+       arraySort(groupUniqArrayIf(200)(os, os != '')) AS oses,
+       arraySort(groupUniqArrayIf(20)(device_type, device_type != '')) AS device_types
+FROM ({recent.sql()})"""
+    rows = store.query(sql, recent.params)
     return rows[0] if rows else {"countries": [], "browsers": [], "oses": [], "device_types": []}
 
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from hitmetrix.model import StoredBatch
 from hitmetrix.settings import Settings
 
 
@@ -41,3 +42,5 @@ class CaptureContext:
     unavailable_errors: tuple[type[BaseException], ...] = ()
     clock: Callable[[], float] = time.time  # wall clock, seconds since the epoch: received_at
     monotonic: Callable[[], float] = time.monotonic  # rate limiting
+    # Told of each batch once it is durable (the live feed), on the event loop: must be quick and never raise.
+    on_accepted: Callable[[StoredBatch], None] | None = None

@@ -58,6 +58,8 @@ _CORS_HEADERS = {
 log = logging.getLogger(__name__)
 # Answers by status, for /metrics; 500s are bugs.
 ANSWERS: Counter[int] = Counter()
+# What was accepted (batches, events, chunks, and the spool bytes they took), for /metrics.
+ACCEPTED: Counter[str] = Counter()
 
 
 def capture_routes(ctx: CaptureContext) -> list[Route]:
@@ -162,7 +164,14 @@ class CaptureEndpoint:
         if incoming.recording:
             await self._check_recording(incoming.recording)
         stored = enrichment.stored
-        await self.ctx.spool_append(encode_batch(stored))
+        payload = encode_batch(stored)
+        await self.ctx.spool_append(payload)
+        ACCEPTED["batches"] += 1
+        ACCEPTED["events"] += len(stored.events)
+        ACCEPTED["chunks"] += len(stored.recording)
+        ACCEPTED["bytes"] += len(payload)
+        if self.ctx.on_accepted is not None:
+            self.ctx.on_accepted(stored)  # after the append: only what is durable is announced
         return _answer(200, {"ok": True, "events": len(stored.events), "chunks": len(stored.recording)}, origin)
 
     async def _check_recording(self, chunks: list[IncomingChunk]) -> None:

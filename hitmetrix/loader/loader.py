@@ -5,9 +5,11 @@ chunks to the inbox (fsynced), events table; bad items to quarantine. (2) Look
 up the batch ids in ``seen_batches``: a batch stored by another segment, or
 resent earlier in this one, is dropped. (3) Insert the events (per-segment
 dedup token) and summarise them per session. (4) Record the batch ids as
-stored by this segment. (5) Check the event count, write the ledger row in
+stored by this segment. (5) Check the event count, rewrite the ``sessions`` row
+of every session touched (``session_rows``), write the ledger row in
 ``loaded_segments``, remove the segment, hand its batches over. The chunk
-worker (``recordings.py``) stores the inbox's chunks on its own schedule.
+worker (``recordings.py``) stores the inbox's chunks on its own schedule. Its
+SQL spans projects: each statement is a ``SYSTEM_QUERY`` in ``store.system_queries``.
 
 Crash points (kill -9 between any two steps): during (1), the inbox and the
 quarantine are rewritten under the same names. After (3), before (4): the
@@ -50,10 +52,20 @@ from hitmetrix.loader.prepare import PreparedSegment, SegmentPreparer, SegmentSo
 from hitmetrix.loader.quarantine import Quarantine
 from hitmetrix.loader.recordings import ChunkWorker
 from hitmetrix.loader.seen import SeenBatches
+from hitmetrix.loader.session_rows import SessionRows, session_key
 from hitmetrix.model import StoredBatch
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import EventStore
-from hitmetrix.store.schema import DATABASE, SUMMARISE_SEGMENT
+from hitmetrix.store.schema import DATABASE
+from hitmetrix.store.system_queries import (
+    DELETE_SEGMENT_EVENTS,
+    DELETE_SEGMENT_SUMMARIES,
+    EVENTS_PER_SEGMENT,
+    EVENTS_PROBE,
+    LOADED_SEGMENTS,
+    SEGMENT_EVENT_COUNT,
+    SUMMARISE_SEGMENT,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +137,7 @@ class Loader:
             project_bytes_per_round=project_bytes_per_round,
         )
         self.seen = SeenBatches(store)
+        self.session_rows = SessionRows(store)
         self._append = append
         self._wall_clock = wall_clock
         self._preparer = SegmentPreparer(
@@ -245,10 +258,7 @@ class Loader:
         """Up to ``max_batch_segments`` segments: one ledger look-up, one count check per finish."""
         if stopping():
             return 0, 0
-        ledger = self.store.query(
-            f"SELECT segment_id FROM {DATABASE}.loaded_segments WHERE segment_id IN {{ids:Array(UInt64)}}",
-            {"ids": ids},
-        )
+        ledger = self.store.query(LOADED_SEGMENTS, {"ids": ids})
         already = {int(row["segment_id"]) for row in ledger}
         for segment_id in sorted(already):
             log.info("spool segment %d was already stored; removing it", segment_id)
@@ -313,7 +323,7 @@ class Loader:
     def _store_answers(self) -> bool:
         """Does the store take a small write and answer for the events table? Then a failure was the data's."""
         try:
-            self.store.query(f"SELECT count() AS n FROM {DATABASE}.events WHERE 0")
+            self.store.query(EVENTS_PROBE)
             self.seen.probe(int(self._wall_clock() * 1000))
         except Exception:
             return False
@@ -339,8 +349,8 @@ class Loader:
         self.counters.add("segments_split")
         params = {"id": segment_id}
         # Rows of earlier, partly successful tries would be counted twice.
-        self.store.execute(f"DELETE FROM {DATABASE}.events WHERE segment_id = {{id:UInt64}}", params)
-        self.store.execute(f"DELETE FROM {DATABASE}.session_segments WHERE segment_id = {{id:UInt64}}", params)
+        self.store.execute(DELETE_SEGMENT_EVENTS, params)
+        self.store.execute(DELETE_SEGMENT_SUMMARIES, params)
         for index in list(prepared.kept):
             rows = prepared.rows(index)
             if not rows.num_rows:
@@ -389,6 +399,12 @@ class Loader:
         """Step 5 for segments whose rows are in: verify, ledger, remove, hand over."""
         verified = self._verify_event_counts(stored)
         if verified:
+            try:
+                self._refresh_sessions(verified)
+            except Exception as exc:
+                for item in verified:
+                    self._failed(item.segment_id, exc, blame_data=False)
+                return 0
             self._record_in_ledger(verified)
         for item in verified:
             self.spool.remove_segment(item.segment_id)
@@ -412,11 +428,7 @@ class Loader:
         """
         if not stored:
             return []
-        rows = self.store.query(
-            f"SELECT segment_id, count() AS n FROM {DATABASE}.events"
-            " WHERE segment_id IN {ids:Array(UInt64)} GROUP BY segment_id",
-            {"ids": [item.segment_id for item in stored]},
-        )
+        rows = self.store.query(EVENTS_PER_SEGMENT, {"ids": [item.segment_id for item in stored]})
         counts = {int(row["segment_id"]): int(row["n"]) for row in rows}
         verified = []
         for item in stored:
@@ -440,17 +452,23 @@ class Loader:
 
     def _replace_events(self, item: PreparedSegment) -> None:
         params = {"id": item.segment_id}
-        self.store.execute(f"DELETE FROM {DATABASE}.events WHERE segment_id = {{id:UInt64}}", params)
+        self.store.execute(DELETE_SEGMENT_EVENTS, params)
         if item.events.num_rows:
             # A fresh token: the old one may still be in the dedup window and would drop this insert.
             token = f"seg{item.segment_id}-ev-{uuid.uuid4().hex[:16]}"
             self.store.insert_arrow(f"{DATABASE}.events", item.rows(), token)
-        rows = self.store.query(f"SELECT count() AS n FROM {DATABASE}.events WHERE segment_id = {{id:UInt64}}", params)
+        rows = self.store.query(SEGMENT_EVENT_COUNT, params)
         found = int(rows[0]["n"]) if rows else 0
         if found != item.events.num_rows:
             raise LoadError(f"segment {item.segment_id}: {found} events after repair, {item.events.num_rows} expected")
-        self.store.execute(f"DELETE FROM {DATABASE}.session_segments WHERE segment_id = {{id:UInt64}}", params)
+        self.store.execute(DELETE_SEGMENT_SUMMARIES, params)
         self._summarise(item.segment_id)
+
+    def _refresh_sessions(self, items: list[PreparedSegment]) -> None:
+        """Rewrite the one-row-per-session table for every session these segments touched (before the
+        ledger: a crash in between reloads the segments, and they refresh again)."""
+        keys = {session_key(batch.project_id, batch.session_id) for item in items for batch in item.batches}
+        self.session_rows.refresh(keys)
 
     def _record_in_ledger(self, items: list[PreparedSegment]) -> None:
         now_ms = int(self._wall_clock() * 1000)

@@ -70,6 +70,14 @@ class ChunkWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stored_listeners: list[Callable[[list[RecordingRow]], None]] = []
+
+    def add_stored_listener(self, listener: Callable[[list[RecordingRow]], None]) -> None:
+        """Call ``listener`` with the index rows of the chunks of each turn, once they are durably stored.
+
+        It runs on this worker's thread, so it must only hand the rows over (the asset worker queues them).
+        """
+        self._stored_listeners.append(listener)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -166,9 +174,17 @@ class ChunkWorker:
             raise
         for entry, version in taken:
             self.inbox.remove(entry, version)
+        self._announce_stored(rows)
         self.counters.add("chunks_stored", len(rows))
         self.counters.add("chunk_json_bytes_stored", sum(row.raw_bytes for row in rows))
         return len(taken)
+
+    def _announce_stored(self, rows: list[RecordingRow]) -> None:
+        for listener in self._stored_listeners if rows else ():
+            try:
+                listener(rows)
+            except Exception:  # noqa: BLE001 - a listener's bug must not undo or repeat a stored turn
+                log.exception("a stored-chunk listener failed")
 
     def _store_blob(self, entry: InboxEntry, data: bytes, rows: list[RecordingRow]) -> int:
         """Write one chunk's blob and add its index row, or quarantine it; returns the bytes it cost."""

@@ -17,6 +17,7 @@ import pyarrow as pa
 from hitmetrix.model import StoredBatch
 from hitmetrix.store.clickhouse import EventStore
 from hitmetrix.store.schema import DATABASE
+from hitmetrix.store.system_queries import SEEN_BATCH_OWNERS
 
 BatchKey = tuple[int, str, str]
 _MAX_UINT32 = 2**32 - 1
@@ -29,10 +30,6 @@ _SEEN_ARROW = pa.schema(
         ("seen_at", pa.timestamp("ms", tz="UTC")),
     ]
 )
-_OWNERS = f"""SELECT project_id, session_id, batch_id, segment_id
-FROM {DATABASE}.seen_batches
-WHERE (project_id, session_id, batch_id) IN (
-    SELECT arrayJoin(JSONExtract({{keys:String}}, 'Array(Tuple(UInt32, String, String))')))"""
 
 
 def batch_key(batch: StoredBatch) -> BatchKey:
@@ -91,7 +88,7 @@ class SeenBatches:
         # parameter is read with backslash escapes, and ASCII-only JSON has no other character to escape.
         text = json.dumps(sorted(keys), ensure_ascii=True).replace("\\", "\\\\")
         owners: dict[BatchKey, set[int]] = {}
-        for row in self.store.query(_OWNERS, {"keys": text}):
+        for row in self.store.query(SEEN_BATCH_OWNERS, {"keys": text}):
             key = (int(row["project_id"]), row["session_id"], row["batch_id"])
             owners.setdefault(key, set()).add(int(row["segment_id"]))
         return owners

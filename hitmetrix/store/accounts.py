@@ -17,9 +17,16 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, delete, func, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hitmetrix.store import audit
 from hitmetrix.store.meta import Base, MetaStore, Project
 
-ROLES = ("member", "owner")
+# A project's roles, most powerful first: owners change settings and members and may delete the
+# project; analysts read everything and handle alerts; viewers read (replays only while the project's
+# ``viewers_can_replay`` holds). Admins (``User.is_admin``) manage users, not projects.
+ROLES = ("owner", "analyst", "viewer")
+ROLE_RANK = {"viewer": 1, "analyst": 2, "owner": 3}
+# Stored before roles had names of their own: a "member" read everything, as an analyst does.
+LEGACY_ROLES = {"member": "analyst"}
 SCOPES = ("read", "write")
 API_TOKEN_PREFIX = "hm_pat_"
 MIN_PASSWORD_CHARS = 10
@@ -51,6 +58,12 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set while the user may not sign in (hitmetrix.store.team deactivates and reactivates).
+    deactivated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
 
 
 class Membership(Base):
@@ -58,7 +71,7 @@ class Membership(Base):
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
-    role: Mapped[str] = mapped_column(String(16), default="member")
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
 
 
 class ApiToken(Base):
@@ -73,6 +86,27 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AccountLink(Base):
+    """A one-time, expiring link an admin hands out: an invitation, or a password reset.
+
+    The rules (create, spend atomically, revoke) are in ``hitmetrix.store.team``.
+    """
+
+    __tablename__ = "account_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "invitation" or "reset"
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)  # reset
+    # An invitation into a project that is deleted meanwhile goes with it.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 # --- users and passwords ---------------------------------------------------------------------------
@@ -144,7 +178,7 @@ def verify_login(meta: MetaStore, email: str, password: str) -> User | None:
         ok = _hasher.verify(user.password_hash if user else dummy, password[:MAX_PASSWORD_CHARS])
     except (VerificationError, InvalidHashError):
         ok = False
-    if user is None or not ok:
+    if user is None or not ok or not user.active:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         set_password(meta, user.id, password)
@@ -160,10 +194,23 @@ def set_password(meta: MetaStore, user_id: int, password: str) -> None:
 # --- memberships -------------------------------------------------------------------------------------
 
 
-def add_member(meta: MetaStore, project_id: int, user_id: int, role: str = "member") -> None:
-    """Make the user a member (or owner) of the project; an existing membership gets the new role."""
+def role_name(stored: str) -> str:
+    """A stored role as one of ROLES (rows written before the three roles existed say "member")."""
+    return LEGACY_ROLES.get(stored, stored)
+
+
+def check_role(role: str) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def add_member(meta: MetaStore, project_id: int, user_id: int, role: str = "viewer") -> None:
+    """Make the user a member of the project with this role; an existing membership gets the new role.
+
+    This is the raw write: ``hitmetrix.store.projects`` adds the rules (last owner, audit).
+    """
+    check_role(role)
     with meta.sessions.begin() as db:
         if db.get(Project, project_id) is None:
             raise KeyError(project_id)
@@ -188,13 +235,13 @@ def memberships_of(meta: MetaStore, user_id: int) -> dict[int, str]:
     """Project id → the user's role there."""
     with meta.sessions() as db:
         rows = db.execute(select(Membership.project_id, Membership.role).where(Membership.user_id == user_id))
-        return {project_id: role for project_id, role in rows}
+        return {project_id: role_name(role) for project_id, role in rows}
 
 
 def role_in(meta: MetaStore, project_id: int, user_id: int) -> str | None:
     with meta.sessions() as db:
         membership = db.get(Membership, (project_id, user_id))
-        return membership.role if membership else None
+        return role_name(membership.role) if membership else None
 
 
 def members_of(meta: MetaStore, project_id: int) -> list[tuple[User, str]]:
@@ -205,7 +252,7 @@ def members_of(meta: MetaStore, project_id: int) -> list[tuple[User, str]]:
             .where(Membership.project_id == project_id)
             .order_by(User.email)
         )
-        return [(user, role) for user, role in rows]
+        return [(user, role_name(role)) for user, role in rows]
 
 
 def create_owned_project(meta: MetaStore, user_id: int, name: str, ip_anonymisation: str = "truncate") -> Project:
@@ -229,6 +276,8 @@ def create_api_token(meta: MetaStore, user_id: int, name: str, scope: str) -> tu
     with meta.sessions.begin() as db:
         token = ApiToken(user_id=user_id, name=name, scope=scope, token_hash=digest(plaintext), hint=plaintext[:12])
         db.add(token)
+        db.flush()
+        audit.add(db, user_id, "token_created", target=name, details={"token_id": token.id, "scope": scope})
     return token, plaintext
 
 
@@ -241,6 +290,8 @@ def api_token(meta: MetaStore, plaintext: str, now: dt.datetime | None = None) -
             return None
         if token.last_used_at is None or now - as_utc(token.last_used_at) > _TOUCH_EVERY:
             token.last_used_at = now
+            # Audited at the same pace as the touch: once per token per minute, whatever the request rate.
+            audit.add(db, token.user_id, "token_used", target=token.name, details={"token_id": token.id}, at=now)
         return token
 
 
@@ -257,4 +308,7 @@ def revoke_api_token(meta: MetaStore, user_id: int, token_id: int, now: dt.datet
             .where(ApiToken.id == token_id, ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
             .values(revoked_at=now or utcnow())
         )
-        return bool(getattr(result, "rowcount", 0))
+        revoked = bool(getattr(result, "rowcount", 0))
+        if revoked:
+            audit.add(db, user_id, "token_revoked", details={"token_id": token_id}, at=now)
+        return revoked

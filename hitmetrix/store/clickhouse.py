@@ -2,6 +2,9 @@
 
 All SQL execution goes through `EventStore`; callers pass parameters, never
 format values into SQL. Only `ChdbStore.insert_arrow` knows it is in-process.
+Every statement is checked for tenancy (``tenancy.check_project_scope``) unless
+it is a ``SystemQuery``; the schema is brought up to date (``ch_migrations``)
+when the store opens.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any, Protocol
 import msgspec
 import pyarrow as pa
 
-from hitmetrix.store.schema import DDL
+from hitmetrix.store.ch_migrations import Engines, migrate
+from hitmetrix.store.tenancy import SystemQuery, check_project_scope
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +34,9 @@ class StoreLockedError(RuntimeError):
 
 
 class EventStore(Protocol):
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+    def query(self, sql: str | SystemQuery, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
-    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+    def execute(self, sql: str | SystemQuery, params: dict[str, Any] | None = None) -> None: ...
 
     def insert_arrow(self, table: str, rows: pa.Table, dedup_token: str | None = None) -> None: ...
 
@@ -52,7 +56,7 @@ class ChdbStore:
 
     READERS = 4
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, engines: Engines | None = None) -> None:
         import chdb
         from chdb import session  # imported late: a 180 MB engine
 
@@ -68,14 +72,23 @@ class ChdbStore:
         self._closed = False
         self._close_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        for statement in DDL:
-            self._session.query(statement)
+        try:
+            self.migrated = migrate(self._run_system, engines or Engines())
+        except BaseException:
+            self._session.close()
+            raise
         self._readers: queue.LifoQueue[Any] = queue.LifoQueue()
         self._all_readers = [chdb.connect(str(path)) for _ in range(self.READERS)]
         for reader in self._all_readers:
             self._readers.put(reader)
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def _run_system(self, sql: str) -> list[dict[str, Any]]:
+        """Schema steps at start-up, on the writer's session."""
+        raw = self._session.query(sql, "JSONEachRow").bytes()
+        return [msgspec.json.decode(line) for line in raw.splitlines() if line]
+
+    def query(self, sql: str | SystemQuery, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        sql = _checked(sql)
         # Our own SETTINGS clause comes last: append to it, or start one.
         text = f"{sql},{_JSON_SETTING}" if "\nSETTINGS " in sql else f"{sql}\nSETTINGS{_JSON_SETTING}"
         reader = self._readers.get()
@@ -88,7 +101,8 @@ class ChdbStore:
             return []
         return [msgspec.json.decode(line) for line in raw.splitlines() if line]
 
-    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+    def execute(self, sql: str | SystemQuery, params: dict[str, Any] | None = None) -> None:
+        sql = _checked(sql)
         with self._write_lock:
             self._session.query(sql, "CSV", params=params or {})
 
@@ -118,3 +132,11 @@ class ChdbStore:
                     reader.close()
                 with self._write_lock:
                     self._session.close()
+
+
+def _checked(sql: str | SystemQuery) -> str:
+    """The SQL to run: a system query as marked, anything else only if it keeps to one project."""
+    if isinstance(sql, SystemQuery):
+        return sql.sql
+    check_project_scope(sql)
+    return sql

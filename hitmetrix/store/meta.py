@@ -1,7 +1,9 @@
 """Metadata (projects and their settings) in SQL via SQLAlchemy: SQLite by default, PostgreSQL by URL.
 
 Accounts (users, memberships, tokens, sessions) are models on the same ``Base``
-in ``accounts`` and ``web_sessions``.
+in ``accounts`` and ``web_sessions``. The schema is made and changed only by
+the Alembic revisions in ``hitmetrix/store/migrations``, applied when a
+MetaStore opens: a model field needs a revision.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import DateTime, String, Text, create_engine, event, inspect, select, text
+from sqlalchemy import Boolean, DateTime, String, Text, create_engine, event, func, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 IP_ANONYMISATION = ("none", "truncate", "hash")
 
@@ -38,6 +41,10 @@ class Project(Base):
     # Newline-separated query-string keys whose values are kept in stored URLs; every
     # other key's value is masked at capture (utm_* are always kept).
     allowed_query_keys: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # False: viewers see sessions but not their replays (analysts and owners always may).
+    viewers_can_replay: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    # IANA zone name: the dashboard shows times in it and date filters ("from"/"to" days) mean its days.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC))
 
     def origins(self) -> list[str]:
@@ -51,6 +58,22 @@ class Project(Base):
     def script_tag(self, base_url: str) -> str:
         """The one tag a site adds to record visits, loading the tracker from base_url."""
         return f'<script async src="{base_url.rstrip("/")}/hm.js" data-key="{self.public_key}"></script>'
+
+
+class DeletedProject(Base):
+    """The id of a deleted project, never given to a new one: data that reaches the store late for
+    a deleted project (a spool segment, a requeued quarantine item) must not show up in another."""
+
+    __tablename__ = "deleted_projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    deleted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC))
+
+
+def _next_project_id() -> ColumnElement[int]:
+    """One past every project id ever used, computed inside the INSERT (one statement: no race)."""
+    used = union_all(select(Project.id), select(DeletedProject.id)).subquery()
+    return select(func.coalesce(func.max(used.c.id), 0) + 1).scalar_subquery()
 
 
 def parse_origins(text: str) -> str:
@@ -108,13 +131,12 @@ class MetaStore:
         self.engine: Engine = create_engine(url)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        # Account tables live in their own modules on the same Base; import them
-        # so that every MetaStore, whoever opens it, creates the whole schema.
-        import hitmetrix.store.accounts
-        import hitmetrix.store.web_sessions  # noqa: F401
+        # Models live in several modules on the same Base (accounts, web_sessions, …): import them all,
+        # then bring the schema to the newest migration (the previous release's database included).
+        from hitmetrix.store import migrations
 
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        migrations.all_models()
+        migrations.upgrade(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def create_project(self, name: str, ip_anonymisation: str = "truncate", allowed_origins: str = "") -> Project:
@@ -122,6 +144,7 @@ class MetaStore:
             raise ValueError(f"ip_anonymisation must be one of {', '.join(IP_ANONYMISATION)}")
         with self.sessions.begin() as db:
             project = Project(
+                id=_next_project_id(),
                 name=name,
                 public_key=new_public_key(),
                 ip_anonymisation=ip_anonymisation,
@@ -162,25 +185,6 @@ class MetaStore:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Columns added to a model since the database was made (``create_all`` adds tables only).
-
-    A stopgap until metadata migrations arrive: only columns with a server default,
-    so rows already there get a value.
-    """
-    inspector = inspect(engine)
-    for table in Base.metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present or column.server_default is None:
-                continue
-            kind = column.type.compile(engine.dialect)
-            default = column.server_default.arg  # type: ignore[attr-defined]
-            ddl = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} NOT NULL DEFAULT '{default}'"
-            with engine.begin() as db:
-                db.execute(text(ddl))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

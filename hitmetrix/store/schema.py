@@ -1,8 +1,8 @@
-"""The ClickHouse schema, declared once.
+"""The ClickHouse schema's names and column lists, declared once.
 
 Column lists are shared with the loader, which builds Arrow tables in exactly
-this order. Plain ClickHouse SQL only: the same DDL runs on chDB and on a
-ClickHouse server.
+this order. The tables themselves are made and changed by the versioned steps
+in ``ch_migrations``; ``PROJECT_TABLES`` is what the tenancy check guards.
 """
 
 from __future__ import annotations
@@ -74,9 +74,12 @@ EVENTS_ARROW = arrow_schema(EVENT_COLUMNS)
 RECORDINGS_ARROW = arrow_schema(RECORDING_COLUMNS)
 
 
-def _columns_sql(columns: tuple[tuple[str, str, pa.DataType], ...]) -> str:
+def columns_sql(columns: tuple[tuple[str, str, pa.DataType], ...]) -> str:
     return ",\n    ".join(f"{name} {ch_type}" for name, ch_type, _ in columns)
 
+
+# Tables with a project_id column: read only through the project condition (``tenancy``).
+PROJECT_TABLES = frozenset({"events", "recordings", "session_segments", "sessions", "session_starts", "seen_batches"})
 
 # Retention: `expires_at` is a TTL column (default: keep for ten years) so a
 # per-project retention can later be set at load time without a schema change.
@@ -85,83 +88,26 @@ EVENT_RETENTION_DAYS = 3650
 # How long the loader remembers a stored batch id: a client retry comes within minutes, an
 # operator's requeue within days; an id older than this would be stored again.
 SEEN_BATCH_RETENTION_DAYS = 30
+# Distinct pageview URLs kept per session for the list's "URL contains" filter.
+MAX_SESSION_URLS = 200
 
-DDL: tuple[str, ...] = (
-    f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
-    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.events (
-    {_columns_sql(EVENT_COLUMNS)},
-    expires_at DateTime('UTC') DEFAULT toDateTime(ts) + toIntervalDay({EVENT_RETENTION_DAYS}),
-    INDEX idx_session session_id TYPE bloom_filter(0.01) GRANULARITY 4,
-    INDEX idx_user user_id TYPE bloom_filter(0.01) GRANULARITY 4,
-    INDEX idx_segment segment_id TYPE minmax GRANULARITY 1
-) ENGINE = MergeTree
-PARTITION BY toYYYYMM(ts)
-ORDER BY (project_id, toDate(ts), session_id, ts)
-TTL expires_at DELETE
-SETTINGS non_replicated_deduplication_window = 10000""",
-    # Client retries of an already-stored chunk collapse on (project, session, seq).
-    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.recordings (
-    {_columns_sql(RECORDING_COLUMNS)}
-) ENGINE = ReplacingMergeTree(received_at)
-PARTITION BY toYYYYMM(first_ts)
-ORDER BY (project_id, session_id, seq)
-SETTINGS non_replicated_deduplication_window = 10000""",
-    # One row per (session, spool segment): what that segment's events say about
-    # the session. The session list aggregates these rows, not raw events. A
-    # reload of a segment replaces its rows (same key), so nothing counts twice.
-    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.session_segments (
-    project_id UInt32,
-    session_id String,
-    segment_id UInt64,
-    first_ts DateTime64(3, 'UTC'),
-    last_ts DateTime64(3, 'UTC'),
-    pageviews UInt32,
-    clicks UInt32,
-    errors UInt32,
-    events UInt32,
-    entry Tuple(DateTime64(3, 'UTC'), String),
-    last_user Tuple(DateTime64(3, 'UTC'), String),
-    country LowCardinality(String),
-    browser LowCardinality(String),
-    os LowCardinality(String),
-    device_type LowCardinality(String),
-    urls Array(String),
-    loaded_at DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = ReplacingMergeTree(loaded_at)
-PARTITION BY toYYYYMM(first_ts)
-ORDER BY (project_id, session_id, segment_id)""",
-    # Exactly once from the client: the segment that stored each (project, session, batch id).
-    # The loader inserts a row only once the batch's events are in.
-    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.seen_batches (
-    project_id UInt32,
-    session_id String,
-    batch_id String,
-    segment_id UInt64,
-    seen_at DateTime64(3, 'UTC')
-) ENGINE = ReplacingMergeTree
-ORDER BY (project_id, session_id, batch_id)
-TTL toDateTime(seen_at) + toIntervalDay({SEEN_BATCH_RETENTION_DAYS}) DELETE""",
-    # The loader's ledger: a segment listed here is fully stored.
-    f"""CREATE TABLE IF NOT EXISTS {DATABASE}.loaded_segments (
-    segment_id UInt64,
-    loaded_at DateTime64(3, 'UTC'),
-    events UInt32,
-    chunks UInt32
-) ENGINE = ReplacingMergeTree
-ORDER BY segment_id""",
+# One session from its session_segments rows, column by column of the sessions table: the loader's
+# refresh, the migration that fills the table and the one-session summary all aggregate this way.
+# Every segment counts, whatever day it fell on.
+SESSION_AGGREGATES: tuple[tuple[str, str], ...] = (
+    ("started_at", "min(first_ts)"),
+    ("ended_at", "max(last_ts)"),
+    ("duration_ms", "toUnixTimestamp64Milli(max(last_ts)) - toUnixTimestamp64Milli(min(first_ts))"),
+    ("pageviews", "sum(pageviews)"),
+    ("clicks", "sum(clicks)"),
+    ("errors", "sum(errors)"),
+    ("events", "sum(events)"),
+    ("entry_url", "min(entry).2"),
+    # The first segment's values: deterministic, and what the session looked like when it began.
+    ("country", "argMinIf(country, first_ts, country != '')"),
+    ("browser", "argMin(browser, first_ts)"),
+    ("os", "argMin(os, first_ts)"),
+    ("device_type", "argMin(device_type, first_ts)"),
+    ("user_id", "max(last_user).2"),
+    ("urls", f"groupUniqArrayArray({MAX_SESSION_URLS})(urls)"),
 )
-
-
-# Summarise one segment's events per session into session_segments.
-SUMMARISE_SEGMENT = f"""INSERT INTO {DATABASE}.session_segments
-    (project_id, session_id, segment_id, first_ts, last_ts, pageviews, clicks, errors, events,
-     entry, last_user, country, browser, os, device_type, urls)
-SELECT project_id, session_id, any(segment_id), min(ts), max(ts),
-       countIf(type = 'pageview'), countIf(type = 'click'), countIf(type = 'error'), count(),
-       min((ts, url)),
-       max((if(user_id = '', toDateTime64(0, 3, 'UTC'), ts), user_id)),
-       anyIf(country, country != ''), any(browser), any(os), any(device_type),
-       arraySlice(groupUniqArrayIf(url, type = 'pageview'), 1, 100)
-FROM {DATABASE}.events
-WHERE segment_id = {{segment_id:UInt64}}
-GROUP BY project_id, session_id"""

@@ -119,3 +119,13 @@ class LoginCsrf:
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE)
         sent = (await read_form(request)).get(CSRF_FIELD)
         return self._valid(cookie) and tokens_match(sent, cookie) and origin_ok(request)
+
+
+def login_csrf_of(request: Request) -> LoginCsrf:
+    """The app's pre-session CSRF signer (sign-in, setup, invitation and reset forms), keyed by the
+    data directory's admin token so tokens survive a restart."""
+    state = request.app.state
+    signer: LoginCsrf | None = getattr(state, "login_csrf", None)
+    if signer is None:
+        signer = state.login_csrf = LoginCsrf(state.runtime.admin_token)
+    return signer

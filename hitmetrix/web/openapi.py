@@ -25,6 +25,10 @@ _BAD_BODY = {
     "description": "the body is not a JSON object (or nested too deeply), or a field is wrong: `error` says which",
     "content": _ERROR_CONTENT,
 }
+_LAST_OWNER = {
+    "description": "the change would leave the project without an owner",
+    "content": _ERROR_CONTENT,
+}
 _LOCAL_ADMIN = {"description": "the local admin token has no personal API tokens", "content": _ERROR_CONTENT}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 MAX_ID = 10**18 - 1  # hitmetrix.web.paths: longer ids match no route
@@ -95,12 +99,17 @@ def _query(name: str, description: str, kind: str = "string", **extra: Any) -> d
 
 
 _DAYS = f"between {MIN_DATE} and {MAX_DATE}"
+_ZONE_DAYS = (
+    "a day of the project's time zone (its time_zone setting, default UTC; e.g. in Pacific/Kiritimati "
+    "2 December runs from 10:00 UTC on 1 December). A session is in the range if it started in it, "
+    "and is listed whole (every event, also those after the range)"
+)
 _PAGE_SIZE: dict[str, Any] = {"minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE}
 _SECONDS: dict[str, Any] = {"minimum": 0, "exclusiveMaximum": MAX_DURATION_S}
 SESSION_FILTER_PARAMETERS: list[dict[str, Any]] = [
     _query("cursor", "next_cursor of the previous page", maxLength=MAX_CURSOR_CHARS),
-    _query("from", f"first day (UTC) a session may start on, {_DAYS}", format="date"),
-    _query("to", f"last day (UTC) a session may start on, {_DAYS}", format="date"),
+    _query("from", f"first day a session may start on, {_DAYS}; {_ZONE_DAYS}", format="date"),
+    _query("to", f"last day a session may start on (inclusive), {_DAYS}; {_ZONE_DAYS}", format="date"),
     _query("url", "a visited URL contains this (case-insensitive)", maxLength=500),
     _query("country", "two-letter country code", pattern="^[A-Za-z]{2}$"),
     _query("device", "device type", enum=list(DEVICE_TYPES)),
@@ -113,6 +122,13 @@ SESSION_FILTER_PARAMETERS: list[dict[str, Any]] = [
 ]
 
 
+AUDIT_PARAMETERS: list[dict[str, Any]] = [
+    _query("before", "next_before of the previous page: entries older than this id", "integer", minimum=1,
+           maximum=MAX_ID),
+    _query("action", "only this action", maxLength=64),
+    _query("limit", "entries per page", "integer", minimum=1, maximum=200, default=50),
+]
+
 PROJECT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -120,11 +136,37 @@ PROJECT_SCHEMA: dict[str, Any] = {
         "name": {"type": "string"},
         "public_key": {"type": "string"},
         "ip_anonymisation": {"type": "string", "enum": ["none", "truncate", "hash"]},
-        "allowed_origins": {"type": "array", "items": {"type": "string"}, "description": "empty: any origin"},
+        "allowed_origins": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "sites that may send (empty: any); a replay may load images, fonts and styles from "
+            "these hosts only (empty: none but the dashboard)",
+        },
+        "allowed_query_keys": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "query keys kept in URLs: their values are stored (utm_* always are); others masked",
+        },
+        "viewers_can_replay": {"type": "boolean", "description": "false: viewers may not watch replays"},
+        "time_zone": {"type": "string", "description": "IANA time zone: the dashboard's times and filter days"},
         "created_at": {"type": "string", "format": "date-time"},
-        "members": {"type": "array", "items": {"type": "object"}},
+        "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
     },
 }
+_ROLE = {"type": "string", "enum": ["owner", "analyst", "viewer"]}
+MEMBER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"user_id": {"type": "integer"}, "email": {"type": "string"}, "role": _ROLE},
+}
+NEW_MEMBER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["email"],
+    "properties": {
+        "email": {"type": "string", "description": "an existing user's email"},
+        "role": {**_ROLE, "default": "viewer"},
+    },
+}
+MEMBER_CHANGE_SCHEMA: dict[str, Any] = {"type": "object", "required": ["role"], "properties": {"role": _ROLE}}
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "description": "not only spaces"}
 PROJECT_CHANGES_SCHEMA: dict[str, Any] = {
@@ -134,6 +176,13 @@ PROJECT_CHANGES_SCHEMA: dict[str, Any] = {
         "name": _NAME,
         "ip_anonymisation": {"type": "string", "enum": ["none", "truncate", "hash"]},
         "allowed_origins": {"type": "array", "items": {"type": "string", "description": "scheme://host[:port]"}},
+        "allowed_query_keys": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_.\\-\\[\\]]{1,64}$"},
+            "maxItems": 100,
+        },
+        "viewers_can_replay": {"type": "boolean"},
+        "time_zone": {"type": "string", "maxLength": 64, "description": "an IANA name, e.g. Europe/Berlin"},
     },
 }
 NEW_PROJECT_SCHEMA: dict[str, Any] = {**PROJECT_CHANGES_SCHEMA, "required": ["name"]}
@@ -144,6 +193,51 @@ NEW_TOKEN_SCHEMA: dict[str, Any] = {
     "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"},
         "scope": {"type": "string", "enum": ["read", "write"]},
+    },
+}
+
+
+AUDIT_ENTRY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time", "description": "UTC"},
+        "actor_user_id": {"type": ["integer", "null"], "description": "null: signed out, or the local admin"},
+        "actor": {"type": "string", "description": "the actor's email ('' when none)"},
+        "action": {"type": "string", "description": "e.g. sign_in, user_invited, member_added, token_used"},
+        "project_id": {"type": ["integer", "null"]},
+        "target": {"type": "string", "description": "whom or what the action was about"},
+        "details": {"type": "object"},
+        "client_ip": {"type": "string"},
+    },
+}
+AUDIT_PAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "entries": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
+        "next_before": {"type": ["integer", "null"], "description": "pass as `before` for the next page"},
+    },
+}
+
+SESSION_ASSETS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["assets", "failed", "pending"],
+    "properties": {
+        "assets": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "original URL → the dashboard path of its captured copy (/projects/{id}/assets/{sha256})",
+        },
+        "failed": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["url", "reason"],
+                "properties": {"url": {"type": "string"}, "reason": {"type": "string"}},
+            },
+            "description": "URLs on the project's allowed origins that could not be fetched; replays load them live",
+        },
+        "pending": {"type": "integer", "minimum": 0, "description": "URLs not fetched yet"},
     },
 }
 
@@ -204,7 +298,7 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _ok("Project"), "401": _ERR, "404": _ERR},
                 },
                 "patch": {
-                    "summary": "Change a project's name, allowed origins or IP anonymisation (owners, write scope)",
+                    "summary": "Change a project's settings (owners, write scope)",
                     "security": _BEARER,
                     "parameters": [_id("project_id", "integer")],
                     "requestBody": {"required": False, "content": _json_of("ProjectChanges")},  # none: no change
@@ -212,6 +306,57 @@ def openapi_document() -> dict[str, Any]:
                         "200": _ok("Project"),
                         "400": _BAD_BODY,
                         **{code: _ERR for code in ("401", "403", "404", "413")},
+                    },
+                },
+                "delete": {
+                    "summary": "Delete a project and all of its data (owners, write scope); confirm with its name",
+                    "security": _BEARER,
+                    "parameters": [
+                        _id("project_id", "integer"),
+                        {**_query("confirm", "the project's name, exactly", maxLength=200), "required": True},
+                    ],
+                    "responses": {
+                        "204": {"description": "deleted, with its sessions, events and recordings"},
+                        "400": {"description": "confirm is not the project's name", "content": _ERROR_CONTENT},
+                        **{code: _ERR for code in ("401", "403", "404")},
+                    },
+                },
+            },
+            "/api/v1/projects/{project_id}/members": {
+                "post": {
+                    "summary": "Add an existing user to the project by email, with a role (owners, write scope)",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer")],
+                    "requestBody": _json_body("NewMember"),
+                    "responses": {
+                        "201": _ok("Member"),
+                        "400": _BAD_BODY,
+                        "409": _LAST_OWNER,
+                        **{code: _ERR for code in ("401", "403", "404", "413")},
+                    },
+                }
+            },
+            "/api/v1/projects/{project_id}/members/{user_id}": {
+                "patch": {
+                    "summary": "Change a member's role (owners, write scope); the last owner stays owner",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer"), _id("user_id", "integer")],
+                    "requestBody": _json_body("MemberChange"),
+                    "responses": {
+                        "200": _ok("Member"),
+                        "400": _BAD_BODY,
+                        "409": _LAST_OWNER,
+                        **{code: _ERR for code in ("401", "403", "404", "413")},
+                    },
+                },
+                "delete": {
+                    "summary": "Remove a member (owners, write scope); the last owner cannot leave",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer"), _id("user_id", "integer")],
+                    "responses": {
+                        "204": {"description": "removed"},
+                        "409": _LAST_OWNER,
+                        **{code: _ERR for code in ("401", "403", "404")},
                     },
                 },
             },
@@ -244,6 +389,26 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/projects/{project_id}/audit": {
+                "get": {
+                    "summary": "The project's audit log, newest first (owners)",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer"), *AUDIT_PARAMETERS],
+                    "responses": {
+                        "200": _ok("AuditPage"),
+                        "400": _BAD_PARAMETER,
+                        **{code: _ERR for code in ("401", "403", "404")},
+                    },
+                }
+            },
+            "/api/v1/admin/audit": {
+                "get": {
+                    "summary": "Every audit entry, newest first: sign-ins, users, tokens, every project (admins)",
+                    "security": _BEARER,
+                    "parameters": AUDIT_PARAMETERS,
+                    "responses": {"200": _ok("AuditPage"), "400": _BAD_PARAMETER, "401": _ERR, "403": _ERR},
+                }
+            },
             "/api/v1/projects/{project_id}/sessions": {
                 "get": {
                     "summary": "Sessions, newest first, filtered; keyset pagination with next_cursor",
@@ -254,6 +419,31 @@ def openapi_document() -> dict[str, Any]:
                         *SESSION_FILTER_PARAMETERS,
                     ],
                     "responses": {"200": {"description": "ok"}, "400": _BAD_PARAMETER, "401": _ERR, "404": _ERR},
+                }
+            },
+            "/api/v1/projects/{project_id}/live": {
+                "get": {
+                    "summary": "Batches as capture accepts them: a JSON snapshot, or a stream of server-sent events",
+                    "description": "With `Accept: text/event-stream`: one `batch` event per accepted batch (its "
+                    "summary as JSON, its id as the event id; send `Last-Event-ID` to resume), `gap` when some "
+                    "were missed; the stream ends after 5 minutes (reconnect). Otherwise a snapshot: `has_data` "
+                    "(the first-event check), `first_seen_at`, `last_id` and the newest `batches`. Best-effort, "
+                    "in memory: what is stored is in the sessions API.",
+                    "security": _BEARER,
+                    "parameters": [
+                        _id("project_id", "integer"),
+                        _query("backlog", "newest batches to start with", "integer", minimum=0, maximum=100),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "ok",
+                            "content": {"application/json": {"schema": {"type": "object"}}, "text/event-stream": {}},
+                        },
+                        "400": _BAD_PARAMETER,
+                        "401": _ERR,
+                        "404": _ERR,
+                        "503": _ERR,
+                    },
                 }
             },
             "/api/v1/projects/{project_id}/sessions/{session_id}": {
@@ -280,6 +470,18 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "ok"}, "401": _ERR, "404": _ERR},
                 }
             },
+            "/api/v1/projects/{project_id}/sessions/{session_id}/assets": {
+                "get": {
+                    "summary": "The session's captured assets: original URL → dashboard asset URL, and the URLs "
+                    "that could not be fetched, with the reason",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer"), _id("session_id")],
+                    "responses": {
+                        "200": {"description": "ok", "content": _json_of("SessionAssets")},
+                        **{code: _ERR for code in ("401", "403", "404")},
+                    },
+                }
+            },
         },
         "components": {
             "securitySchemes": {
@@ -297,6 +499,12 @@ def openapi_document() -> dict[str, Any]:
                 "ProjectChanges": PROJECT_CHANGES_SCHEMA,
                 "NewProject": NEW_PROJECT_SCHEMA,
                 "NewToken": NEW_TOKEN_SCHEMA,
+                "AuditEntry": AUDIT_ENTRY_SCHEMA,
+                "AuditPage": AUDIT_PAGE_SCHEMA,
+                "Member": MEMBER_SCHEMA,
+                "NewMember": NEW_MEMBER_SCHEMA,
+                "MemberChange": MEMBER_CHANGE_SCHEMA,
+                "SessionAssets": SESSION_ASSETS_SCHEMA,
                 "Error": {
                     "type": "object",
                     "required": ["error"],

@@ -1,148 +1,169 @@
-"""Dashboard pages for projects: the list with a create form, and each project's settings and members.
+"""Dashboard pages for projects: the list with a create form, each project's settings, and deletion.
 
-Everyone signed in may create a project and becomes its owner; owners (and
-admins who are members) change settings and members. After a change the
-capture path's project cache is invalidated so it takes effect at once.
+Everyone signed in may create a project and becomes its owner. Owners change
+settings and delete (after typing the project's name); admins see the projects
+they are not members of and may add themselves. After a change the capture
+path's project cache is invalidated so it takes effect at once.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from hitmetrix.runtime import Runtime
-from hitmetrix.store import accounts
-from hitmetrix.store.meta import IP_ANONYMISATION, Project, parse_origins
-from hitmetrix.web.auth import Principal, can_manage, require_page
+from hitmetrix.store import projects
+from hitmetrix.store.meta import IP_ANONYMISATION, Project
+from hitmetrix.timezones import DEFAULT_TIME_ZONE, parse_time_zone
+from hitmetrix.web.auth import guard, principal_of, project_of, runtime_of
 from hitmetrix.web.csrf import own_origin, read_form
+from hitmetrix.web.offload import run
 from hitmetrix.web.render import error_page, render
 
-MAX_PROJECT_NAME_CHARS = 200
-OWNERS_ONLY = "Only the project's owners can change its settings and members."
+SETTINGS_FIELDS = ("name", "allowed_origins", "allowed_query_keys", "ip_anonymisation", "time_zone")
 
 
-def project_name(raw: str) -> str:
-    name = raw.strip()
-    if not 1 <= len(name) <= MAX_PROJECT_NAME_CHARS:
-        raise ValueError(f"a project needs a name of 1 to {MAX_PROJECT_NAME_CHARS} characters")
-    return name
+async def list_page(request: Request, status_code: int = 200, **context: Any) -> Response:
+    principal, meta = principal_of(request), runtime_of(request).meta
+    everything = await run(meta.projects)
+    visible = [p for p in everything if principal.can_access(p.id)]
+    # Admins may add themselves to any project: they see the others, and nothing of them but the name.
+    others = [p for p in everything if not principal.can_access(p.id)] if principal.admin else []
+    roles = {p.id: principal.role_in(p.id) for p in visible}
+    return render(
+        request,
+        "projects.html",
+        status_code,
+        principal=principal,
+        projects=visible,
+        others=others,
+        roles=roles,
+        deleted=request.query_params.get("deleted", "")[:200],
+        **context,
+    )
 
 
-
-
-def project_page_routes(runtime: Runtime) -> list[BaseRoute]:
-    meta = runtime.meta
-
-    def list_page(request: Request, principal: Principal, status_code: int = 200, **context: Any) -> Response:
-        roles = accounts.memberships_of(meta, principal.user_id) if principal.user_id is not None else {}
-        visible = [p for p in meta.projects() if principal.can_access(p.id)]
-        return render(
-            request, "projects.html", status_code, principal=principal, projects=visible, roles=roles, **context
+@guard()
+async def project_list(request: Request) -> Response:
+    runtime, principal = runtime_of(request), principal_of(request)
+    if request.method != "POST":
+        return await list_page(request)
+    form = await read_form(request)
+    try:
+        project = await run(
+            projects.create_project,
+            runtime.meta,
+            form.get("name", ""),
+            owner_id=principal.user_id,
+            actor_id=principal.user_id,
+            time_zone=browser_zone(form.get("time_zone", "")),
         )
+    except ValueError as exc:
+        return await list_page(request, 400, error=str(exc).capitalize(), name=form.get("name", ""))
+    runtime.projects.invalidate()
+    return RedirectResponse(f"/projects/{project.id}/settings", 303)
 
-    def settings_page(
-        request: Request, principal: Principal, project: Project, status_code: int = 200, **context: Any
-    ) -> Response:
-        return render(
-            request,
-            "project_settings.html",
-            status_code,
-            principal=principal,
-            project=project,
-            script_tag=project.script_tag(own_origin(request)),
-            members=accounts.members_of(meta, project.id),
-            manage=can_manage(principal, runtime, project.id),
-            ip_modes=IP_ANONYMISATION,
-            roles=accounts.ROLES,
-            **context,
+
+def browser_zone(raw: str) -> str:
+    """The creator's zone (the form's JavaScript fills it in); UTC when absent or unknown here."""
+    try:
+        return parse_time_zone(raw)
+    except ValueError:
+        return DEFAULT_TIME_ZONE
+
+
+def settings_page(request: Request, project: Project, status_code: int = 200, **context: Any) -> Response:
+    return render(
+        request,
+        "project_settings.html",
+        status_code,
+        principal=principal_of(request),
+        project=project,
+        script_tag=project.script_tag(own_origin(request)),
+        ip_modes=IP_ANONYMISATION,
+        **context,
+    )
+
+
+def settings_from_form(form: dict[str, str]) -> dict[str, Any]:
+    """What the form changes: the fields it sent (a missing one stays as it is); the checkbox comes
+    with a hidden "0" before it, so an unticked box still says so."""
+    raw: dict[str, Any] = {name: form[name] for name in SETTINGS_FIELDS if name in form}
+    if "viewers_can_replay" in form:
+        raw["viewers_can_replay"] = form["viewers_can_replay"] == "1"
+    return raw
+
+
+@guard("owner")
+async def project_settings(request: Request) -> Response:
+    runtime, project = runtime_of(request), project_of(request)
+    if request.method != "POST":
+        return settings_page(request, project, saved=request.query_params.get("saved") == "1")
+    form = await read_form(request)
+    try:
+        await run(
+            projects.update_settings,
+            runtime.meta,
+            project.id,
+            settings_from_form(form),
+            actor_id=principal_of(request).user_id,
         )
+    except ValueError as exc:
+        # Only the first letter: capitalize() would lower-case names in the message (Europe/Berlin, origins).
+        return settings_page(request, project, 400, error=str(exc)[:1].upper() + str(exc)[1:], form=form)
+    except KeyError:
+        return error_page(request, 404, "There is no such project.", principal_of(request))
+    runtime.projects.invalidate()
+    return RedirectResponse(f"/projects/{project.id}/settings?saved=1", 303)
 
-    async def projects(request: Request) -> Response:
-        checked = await require_page(request, runtime)
-        if isinstance(checked, Response):
-            return checked
-        if request.method != "POST":
-            return list_page(request, checked)
-        form = await read_form(request)
-        try:
-            name = project_name(form.get("name", ""))
-        except ValueError as exc:
-            return list_page(request, checked, 400, error=str(exc).capitalize(), name=form.get("name", ""))
-        if checked.user_id is None:
-            project = meta.create_project(name)
-        else:
-            project = accounts.create_owned_project(meta, checked.user_id, name)
-        runtime.projects.invalidate()
-        return RedirectResponse(f"/projects/{project.id}/settings", 303)
 
-    async def guarded_project(request: Request, manage: bool) -> tuple[Principal, Project] | Response:
-        """The caller and the path's project, or the page to answer (sign in / 403 / 404)."""
-        pid = request.path_params["project_id"]
-        checked = await require_page(request, runtime, pid)
-        if isinstance(checked, Response):
-            return checked
-        project = meta.project(pid)
-        if project is None:
-            return error_page(request, 404, "There is no such project.", checked)
-        if manage and not can_manage(checked, runtime, pid):
-            return error_page(request, 403, OWNERS_ONLY, checked)
-        return checked, project
+@guard("owner")
+async def delete_project(request: Request) -> Response:
+    """GET: the confirmation page; POST with the project's name typed again: delete it and its data."""
+    runtime, project = runtime_of(request), project_of(request)
+    if request.method != "POST":
+        return render(request, "project_delete.html", principal=principal_of(request), project=project)
+    form = await read_form(request)
+    if form.get("confirm_name", "") != project.name:
+        message = "The name you typed is not this project's name: nothing was deleted."
+        return render(
+            request, "project_delete.html", 400, principal=principal_of(request), project=project, error=message
+        )
+    try:
+        await run(projects.delete_project, runtime.meta, project.id, actor_id=principal_of(request).user_id)
+    except KeyError:
+        return error_page(request, 404, "There is no such project.", principal_of(request))
+    runtime.projects.invalidate()
+    await run(
+        projects.delete_project_data,
+        runtime.store,
+        project.id,
+        blobs_root=runtime.blobs.root,
+        data_dir=runtime.data_dir,
+    )
+    return RedirectResponse("/projects?" + urlencode({"deleted": project.name}), 303)
 
-    async def project_settings(request: Request) -> Response:
-        guarded = await guarded_project(request, manage=request.method == "POST")
-        if isinstance(guarded, Response):
-            return guarded
-        principal, project = guarded
-        if request.method != "POST":
-            return settings_page(request, principal, project, saved=request.query_params.get("saved") == "1")
-        form = await read_form(request)
-        try:
-            project = meta.update_project(
-                project.id,
-                name=project_name(form.get("name", project.name)),
-                allowed_origins=parse_origins(form.get("allowed_origins", "")),
-                ip_anonymisation=form.get("ip_anonymisation", project.ip_anonymisation),
-            )
-        except ValueError as exc:
-            return settings_page(request, principal, project, 400, error=str(exc).capitalize(), form=form)
-        runtime.projects.invalidate()
-        return RedirectResponse(f"/projects/{project.id}/settings?saved=1", 303)
 
-    async def add_member(request: Request) -> Response:
-        guarded = await guarded_project(request, manage=True)
-        if isinstance(guarded, Response):
-            return guarded
-        principal, project = guarded
-        form = await read_form(request)
-        user = accounts.user_by_email(meta, form.get("email", ""))
-        if user is None:
-            message = "No user has that email. Create the account first (hitmetrix user create EMAIL)."
-            return settings_page(request, principal, project, 400, member_error=message)
-        try:
-            accounts.add_member(meta, project.id, user.id, form.get("role", "member"))
-        except ValueError as exc:
-            return settings_page(request, principal, project, 400, member_error=str(exc).capitalize())
-        return RedirectResponse(f"/projects/{project.id}/settings#members", 303)
+@guard(admin=True)
+async def join_project(request: Request) -> Response:
+    """An admin adds themselves to a project as its owner (e.g. one made from the CLI)."""
+    runtime, principal = runtime_of(request), principal_of(request)
+    project_id: int = request.path_params["project_id"]
+    if principal.user_id is None:
+        return error_page(request, 400, "The local admin token cannot join a project.", principal)
+    try:
+        await run(projects.join_as_admin, runtime.meta, project_id, principal.user_id)
+    except KeyError:
+        return error_page(request, 404, "There is no such project.", principal)
+    return RedirectResponse(f"/projects/{project_id}/sessions", 303)
 
-    async def remove_member(request: Request) -> Response:
-        guarded = await guarded_project(request, manage=True)
-        if isinstance(guarded, Response):
-            return guarded
-        principal, project = guarded
-        user_id = request.path_params["user_id"]
-        members = accounts.members_of(meta, project.id)
-        owners = [user.id for user, role in members if role == "owner"]
-        if owners == [user_id]:
-            return settings_page(request, principal, project, 400, member_error="A project keeps at least one owner.")
-        accounts.remove_member(meta, project.id, user_id)
-        return RedirectResponse(f"/projects/{project.id}/settings#members", 303)
 
-    return [
-        Route("/projects", projects, methods=["GET", "POST"]),
-        Route("/projects/{project_id:int}/settings", project_settings, methods=["GET", "POST"]),
-        Route("/projects/{project_id:int}/members", add_member, methods=["POST"]),
-        Route("/projects/{project_id:int}/members/{user_id:int}/remove", remove_member, methods=["POST"]),
-    ]
+ROUTES: list[BaseRoute] = [
+    Route("/projects", project_list, methods=["GET", "POST"]),
+    Route("/projects/{project_id:int}/settings", project_settings, methods=["GET", "POST"]),
+    Route("/projects/{project_id:int}/delete", delete_project, methods=["GET", "POST"]),
+    Route("/projects/{project_id:int}/join", join_project, methods=["POST"]),
+]

@@ -11,8 +11,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
+from hitmetrix import timezones
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+# `{{ ms | zoned(project.time_zone) }}`: every time shown says its zone (hitmetrix.timezones).
+templates.env.filters["zoned"] = timezones.display
+templates.env.globals["time_zone_names"] = timezones.time_zone_names
 
 
 def render(

@@ -15,16 +15,15 @@ import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from anyio import to_thread
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hitmetrix.analytics import sessions
-from hitmetrix.runtime import Runtime
-from hitmetrix.store.meta import Project
-from hitmetrix.web.auth import Principal, require_page
+from hitmetrix.observe.metrics import timed
+from hitmetrix.web.auth import guard, principal_of, project_of, record, runtime_of
+from hitmetrix.web.offload import run
 from hitmetrix.web.render import error_page, templates
 from hitmetrix.web.security import replay_origins, replay_page_headers
 
@@ -32,7 +31,6 @@ PAGE_SIZE = 50
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # Only what the player needs: the blob path stays on the server.
 _CHUNK_FIELDS = ("seq", "first_ts", "last_ts", "event_count", "bytes")
-NO_PROJECT = "There is no such project, or you are not a member of it."
 _SVG = (
     '<svg class="hm-icon" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" fill="none" '
     'stroke="currentColor" stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round">{}</svg>'
@@ -48,89 +46,83 @@ _DEVICE_SHAPES = {
 DEVICE_ICONS = {name: Markup(_SVG.format(shape)) for name, shape in _DEVICE_SHAPES.items()}
 
 
-def session_page_routes(runtime: Runtime) -> list[BaseRoute]:
-    async def project_for(request: Request) -> tuple[Principal | Response, Project | None]:
-        """The signed-in principal (or the response to answer) and the path's project."""
-        pid = request.path_params["project_id"]
-        principal = await require_page(request, runtime, pid)
-        if isinstance(principal, Response):
-            return principal, None
-        return principal, await to_thread.run_sync(runtime.meta.project, pid)
-
-    async def session_list(request: Request) -> Response:
-        principal, project = await project_for(request)
-        if isinstance(principal, Response):
-            return principal
-        if project is None:
-            return error_page(request, 404, NO_PROJECT, principal)
-        context: dict[str, Any] = {
-            "principal": principal,
-            "project": project,
-            "filters": sessions.SessionFilters(),
-            "error": None,
-            "rows": [],
-            "older_url": None,
-            "newest_url": None,
-            "options": {"countries": [], "browsers": [], "oses": [], "device_types": []},
-            "device_types": sessions.DEVICE_TYPES,
-            "params": dict(request.query_params),
-            "snippet": project.script_tag(str(request.base_url)),
-            "filtered": False,
-        }
-        status = 200
-        cursor = request.query_params.get("cursor") or None
-        try:
-            filters = sessions.SessionFilters.from_query(request.query_params)
-            context["filters"] = filters
-            rows, next_cursor = await to_thread.run_sync(
-                sessions.list_sessions, runtime.store, project.id, filters, cursor, PAGE_SIZE
-            )
-        except sessions.BadParameter as exc:  # names the parameter; anything else is a bug, not a 400
-            context["error"] = str(exc)
-            status = 400
-        else:
-            query = filters.to_query()
-            now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-            context["rows"] = [display_row(row, now_ms) for row in rows]
-            context["filtered"] = bool(query)
-            if next_cursor:
-                context["older_url"] = "?" + urlencode({**query, "cursor": next_cursor})
-            if cursor:
-                context["newest_url"] = "?" + urlencode(query) if query else request.url.path
-        context["options"] = await to_thread.run_sync(sessions.filter_options, runtime.store, project.id)
-        return templates.TemplateResponse(request, "sessions.html", context, status_code=status)
-
-    async def replay(request: Request) -> Response:
-        principal, project = await project_for(request)
-        if isinstance(principal, Response):
-            return principal
-        if project is None:
-            return error_page(request, 404, NO_PROJECT, principal)
-        sid = request.path_params["session_id"]
-        summary = None
-        if _SESSION_ID.match(sid):
-            summary = await to_thread.run_sync(sessions.session_summary, runtime.store, project.id, sid)
-        if summary is None:
-            return error_page(request, 404, "There is no such session in this project.", principal)
-        chunks = await to_thread.run_sync(sessions.recording_chunks, runtime.store, project.id, sid)
+@guard("viewer")
+async def session_list(request: Request) -> Response:
+    runtime, principal, project = runtime_of(request), principal_of(request), project_of(request)
+    context: dict[str, Any] = {
+        "principal": principal,
+        "project": project,
+        "filters": sessions.SessionFilters(),
+        "error": None,
+        "rows": [],
+        "older_url": None,
+        "newest_url": None,
+        "options": {"countries": [], "browsers": [], "oses": [], "device_types": []},
+        "device_types": sessions.DEVICE_TYPES,
+        "params": dict(request.query_params),
+        "snippet": project.script_tag(str(request.base_url)),
+        "filtered": False,
+    }
+    status = 200
+    cursor = request.query_params.get("cursor") or None
+    try:
+        filters = sessions.SessionFilters.from_query(request.query_params)
+        context["filters"] = filters
+        rows, next_cursor = await run(
+            timed("session_list", sessions.list_sessions),
+            runtime.store,
+            project.id,
+            filters,
+            cursor,
+            PAGE_SIZE,
+            project.time_zone,
+        )
+    except sessions.BadParameter as exc:  # names the parameter; anything else is a bug, not a 400
+        context["error"] = str(exc)
+        status = 400
+    else:
+        query = filters.to_query()
         now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-        # The replay may load images, fonts, media and stylesheets from these (and the dashboard) only.
-        media_origins = replay_origins(project.origins())
-        context = {
-            "principal": principal,
-            "project": project,
-            "session": display_row(summary, now_ms),
-            "chunks_json": json.dumps([{k: c[k] for k in _CHUNK_FIELDS} for c in chunks], separators=(",", ":")),
-            "media_origins": media_origins,
-            "back_url": f"/projects/{project.id}/sessions",
-        }
-        headers = replay_page_headers(media_origins)
-        return templates.TemplateResponse(request, "replay.html", context, headers=headers)
+        context["rows"] = [display_row(row, now_ms) for row in rows]
+        context["filtered"] = bool(query)
+        if next_cursor:
+            context["older_url"] = "?" + urlencode({**query, "cursor": next_cursor})
+        if cursor:
+            context["newest_url"] = "?" + urlencode(query) if query else request.url.path
+    context["options"] = await run(timed("filter_options", sessions.filter_options), runtime.store, project.id)
+    return templates.TemplateResponse(request, "sessions.html", context, status_code=status)
 
-    return [
-        Route("/projects/{project_id:int}/sessions", session_list, methods=["GET"]),
-        Route("/projects/{project_id:int}/sessions/{session_id}", replay, methods=["GET"]),
-    ]
+
+@guard("viewer", replay=True)
+async def replay(request: Request) -> Response:
+    runtime, principal, project = runtime_of(request), principal_of(request), project_of(request)
+    sid = request.path_params["session_id"]
+    summary = None
+    if _SESSION_ID.match(sid):
+        summary = await run(timed("session_summary", sessions.session_summary), runtime.store, project.id, sid)
+    if summary is None:
+        return error_page(request, 404, "There is no such session in this project.", principal)
+    chunks = await run(timed("recording_chunks", sessions.recording_chunks), runtime.store, project.id, sid)
+    await record(request, "replay_viewed", project.id, sid)
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    # The replay may load images, fonts, media and stylesheets from these (and the dashboard) only.
+    media_origins = replay_origins(project.origins())
+    context = {
+        "principal": principal,
+        "project": project,
+        "session": display_row(summary, now_ms),
+        "chunks_json": json.dumps([{k: c[k] for k in _CHUNK_FIELDS} for c in chunks], separators=(",", ":")),
+        "media_origins": media_origins,
+        "back_url": f"/projects/{project.id}/sessions",
+    }
+    headers = replay_page_headers(media_origins)
+    return templates.TemplateResponse(request, "replay.html", context, headers=headers)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/projects/{project_id:int}/sessions", session_list, methods=["GET"]),
+    Route("/projects/{project_id:int}/sessions/{session_id}", replay, methods=["GET"]),
+]
 
 
 def display_row(row: dict[str, Any], now_ms: int) -> dict[str, Any]:

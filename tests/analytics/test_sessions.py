@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
 from hitmetrix.analytics.sessions import (
@@ -14,6 +17,7 @@ from hitmetrix.analytics.sessions import (
     filter_options,
     list_sessions,
     session_events,
+    session_rows_query,
     session_summary,
     sessions_query,
 )
@@ -22,7 +26,8 @@ from hitmetrix.model import StoredBatch, StoredEvent, encode_batch
 from hitmetrix.spool import Spool
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import ChdbStore
-from hitmetrix.store.schema import SUMMARISE_SEGMENT
+from hitmetrix.store.system_queries import SUMMARISE_SEGMENT
+from hitmetrix.store.tenancy import SYSTEM_QUERY, check_project_scope
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 ALL_FILTERS = {
@@ -98,8 +103,13 @@ def batch(
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
-    root = tmp_path_factory.mktemp("analytics")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's data: one store (chDB opens one data directory per process) and one spool."""
+    return tmp_path_factory.mktemp("analytics")
+
+
+@pytest.fixture(scope="module")
+def store(root: Path) -> Iterator[ChdbStore]:
     store = ChdbStore(root / "store")
     spool = Spool(root / "spool", fsync="never")
     spool.start()
@@ -200,7 +210,7 @@ def test_other_projects_are_invisible(store: ChdbStore) -> None:
 
 def test_summarising_a_segment_again_changes_nothing(store: ChdbStore) -> None:
     before, _ = list_sessions(store, 1, SessionFilters(), limit=100)
-    segments = store.query("SELECT DISTINCT segment_id FROM hitmetrix.events")
+    segments = store.query(SYSTEM_QUERY("SELECT DISTINCT segment_id FROM hitmetrix.events"))
     for row in segments:
         store.execute(SUMMARISE_SEGMENT, {"segment_id": row["segment_id"]})
     after, _ = list_sessions(store, 1, SessionFilters(), limit=100)
@@ -236,10 +246,14 @@ def test_filters_round_trip_through_the_url() -> None:
 def test_generated_sql_matches_snapshot() -> None:
     """Review changes to generated SQL as diffs: UPDATE_SNAPSHOTS=1 rewrites the files."""
     query = ALL_FILTERS
+    filters = SessionFilters.from_query(query)
     cases = {
         "sessions_no_filters.sql": sessions_query(7, SessionFilters(), None, 50),
         "sessions_all_filters.sql": sessions_query(
-            7, SessionFilters.from_query(query), "MTc2NDI1NTYwMDAwMDpzZXNzLWFscGhhLTAx", 50
+            7, filters, "MTc2NDI1NTYwMDAwMDpzZXNzLWFscGhhLTAx", 50, "Europe/Berlin"
+        ),
+        "sessions_page_rows.sql": session_rows_query(
+            7, filters, [(1764255600000, "sess-alpha-01"), (1764252000000, "sess-bravo-02")], "Europe/Berlin"
         ),
     }
     for name, q in cases.items():
@@ -248,4 +262,168 @@ def test_generated_sql_matches_snapshot() -> None:
         if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not path.exists():
             path.write_text(text)
         assert path.read_text() == text, f"generated SQL changed: review and run UPDATE_SNAPSHOTS=1 ({name})"
-        assert "project_id = {project_id:UInt32}" in text
+        assert "WHERE project_id = {project_id:UInt32}\n" in text
+        check_project_scope(q.sql())
+
+
+# --- sessions over several segments, midnight and time zones ----------------------------------------
+
+
+def at(iso: str) -> int:
+    """Milliseconds since the epoch of an ISO time in UTC ("2026-11-20T23:50")."""
+    return int(dt.datetime.fromisoformat(iso).replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def visit(project: int, sid: str, iso: str, pages: list[str], **fields: Any) -> StoredBatch:
+    """A batch of pageviews (then its errors) one minute apart from ``iso`` on, with a batch id of its own."""
+    b = batch(project, sid, at(iso), pages=pages, clicks=0, **fields)
+    events = [
+        StoredEvent(**{**msgspec.structs.asdict(e), "ts": at(iso) + i * 60_000, "client_ts": at(iso) + i * 60_000})
+        for i, e in enumerate(b.events)
+    ]
+    return msgspec.structs.replace(b, events=events, batch_id=f"b-{sid}-{iso}")
+
+
+def load_in_segments(root: Path, store: ChdbStore, *segments: list[StoredBatch]) -> None:
+    """Each list of batches as a spool segment of its own, loaded on its own (as time passes).
+    The spool under ``root`` numbers segments on from the last one (the loader's ledger knows them)."""
+    for batches in segments:
+        spool = Spool(root / "spool", fsync="never")
+        spool.start()
+        for b in batches:
+            spool.append_blocking(encode_batch(b), 10.0)
+        spool.close()
+        assert Loader(spool, store, BlobStore(root / "recordings")).load_once() == 1
+
+
+@pytest.fixture(scope="module")
+def history(store: ChdbStore, root: Path) -> ChdbStore:
+    """The module's store with these projects' sessions too."""
+    load_in_segments(
+        root,
+        store,
+        [
+            # Starts on 20 November before midnight (UTC) ...
+            visit(6, "sess-night-05", "2026-11-20T23:50", ["https://shop.example/", "https://shop.example/list"]),
+            # ... this one's first segment holds its later events: its earliest arrive with the next segment.
+            visit(6, "sess-late-006", "2026-11-21T12:10", ["https://shop.example/late-second"]),
+        ],
+        [
+            # ... and goes on after midnight, in the next spool segment, with an error this time.
+            visit(6, "sess-night-05", "2026-11-21T00:10", ["https://shop.example/cart"] * 3, errors=1),
+            visit(6, "sess-late-006", "2026-11-21T12:00", ["https://shop.example/late-first"]),
+        ],
+        [
+            visit(3, "kiri-0000-a", "2026-12-01T10:30", ["https://k.example/"]),  # 2 Dec 00:30 in UTC+14
+            visit(3, "kiri-0000-b", "2026-12-01T09:30", ["https://k.example/"]),  # 1 Dec 23:30 in UTC+14
+            visit(4, "berlin-mar-early", "2026-03-28T23:30", ["https://b.example/"]),  # 29 Mar 00:30 CET
+            visit(4, "berlin-mar-late", "2026-03-29T21:30", ["https://b.example/"]),  # 29 Mar 23:30 CEST
+            visit(4, "berlin-mar-next", "2026-03-29T22:30", ["https://b.example/"]),  # 30 Mar 00:30 CEST
+            visit(4, "berlin-oct-prev", "2026-10-24T21:30", ["https://b.example/"]),  # 24 Oct 23:30 CEST
+            visit(4, "berlin-oct-early", "2026-10-24T22:30", ["https://b.example/"]),  # 25 Oct 00:30 CEST
+            visit(4, "berlin-oct-late", "2026-10-25T22:30", ["https://b.example/"]),  # 25 Oct 23:30 CET
+            visit(5, "kolkata-0000-a", "2026-12-01T19:00", ["https://i.example/"]),  # 2 Dec 00:30 in UTC+5:30
+        ],
+    )
+    return store
+
+
+def test_a_session_over_two_segments_and_midnight_is_listed_whole_on_the_day_it_started(history: ChdbStore) -> None:
+    day_it_started = SessionFilters.from_query({"from": "2026-11-20", "to": "2026-11-20"})
+    (night,) = list_sessions(history, 6, day_it_started)[0]
+    assert night["session_id"] == "sess-night-05"
+    assert (night["started_at"], night["entry_url"]) == (at("2026-11-20T23:50"), "https://shop.example/")
+    assert night["duration_ms"] == 23 * 60_000  # 23:50 to its error at 00:13, one minute after its last page
+    assert (night["pageviews"], night["errors"]) == (5, 1)
+    # The day it ended does not list it: a session belongs to the day it started on.
+    next_day, _ = list_sessions(history, 6, SessionFilters.from_query({"from": "2026-11-21", "to": "2026-11-21"}))
+    assert [row["session_id"] for row in next_day] == ["sess-late-006"]
+    # Filters see the whole session, not the part of it inside the date range.
+    for query in ({"min_duration": "1200"}, {"has_errors": "1"}, {"url": "/cart"}, {"url": "/list"}):
+        rows, _ = list_sessions(history, 6, SessionFilters.from_query({**query, "to": "2026-11-20"}))
+        assert [row["session_id"] for row in rows] == ["sess-night-05"], query
+    assert list_sessions(history, 6, SessionFilters.from_query({"max_duration": "900", "to": "2026-11-20"}))[0] == []
+    assert session_summary(history, 6, "sess-night-05") == night
+
+
+def test_a_late_segment_that_moves_a_sessions_start_leaves_one_row(history: ChdbStore) -> None:
+    rows, _ = list_sessions(history, 6, SessionFilters(), limit=10)
+    assert [(row["session_id"], row["started_at"]) for row in rows] == [
+        ("sess-late-006", at("2026-11-21T12:00")),
+        ("sess-night-05", at("2026-11-20T23:50")),
+    ]
+    assert rows[0]["entry_url"] == "https://shop.example/late-first" and rows[0]["pageviews"] == 2
+    # Its first row, under the start it had before the late segment, is gone for good (a tombstone).
+    old_start = list_sessions(history, 6, SessionFilters.from_query({"url": "late-second"}))[0]
+    assert [(row["session_id"], row["started_at"]) for row in old_start] == [("sess-late-006", at("2026-11-21T12:00"))]
+    tombstones = history.query(
+        SYSTEM_QUERY(
+            "SELECT toUnixTimestamp64Milli(started_at) AS s FROM hitmetrix.sessions FINAL"
+            " WHERE session_id = 'sess-late-006'"
+        )
+    )
+    assert tombstones == [{"s": at("2026-11-21T12:00")}]
+
+
+@pytest.mark.parametrize(
+    ("project", "zone", "day", "expected"),
+    [
+        # 00:30 on 2 December in UTC+14 is found by filtering 2 December there ...
+        (3, "Pacific/Kiritimati", "2026-12-02", ["kiri-0000-a"]),
+        (3, "Pacific/Kiritimati", "2026-12-01", ["kiri-0000-b"]),
+        # ... while in UTC both started on 1 December.
+        (3, "UTC", "2026-12-01", ["kiri-0000-a", "kiri-0000-b"]),
+        (3, "UTC", "2026-12-02", []),
+        # The day clocks go forward (23 hours) and back (25 hours) in Berlin.
+        (4, "Europe/Berlin", "2026-03-29", ["berlin-mar-late", "berlin-mar-early"]),
+        (4, "Europe/Berlin", "2026-03-30", ["berlin-mar-next"]),
+        (4, "Europe/Berlin", "2026-10-25", ["berlin-oct-late", "berlin-oct-early"]),
+        (4, "Europe/Berlin", "2026-10-24", ["berlin-oct-prev"]),
+        (4, "UTC", "2026-03-29", ["berlin-mar-next", "berlin-mar-late"]),
+        # Half an hour off UTC.
+        (5, "Asia/Kolkata", "2026-12-02", ["kolkata-0000-a"]),
+        (5, "Asia/Kolkata", "2026-12-01", []),
+    ],
+)
+def test_date_filters_are_days_of_the_projects_time_zone(
+    history: ChdbStore, project: int, zone: str, day: str, expected: list[str]
+) -> None:
+    filters = SessionFilters.from_query({"from": day, "to": day})
+    rows, _ = list_sessions(history, project, filters, time_zone=zone)
+    assert [row["session_id"] for row in rows] == expected
+
+
+def test_stale_versions_never_show_and_pages_still_cover_every_session_once(store: ChdbStore, root: Path) -> None:
+    """Rows ClickHouse has not merged yet: older versions (some matching a filter the newest does not)
+    and starts a session no longer has. The list shows only the newest, and pages past them."""
+    sids = [f"sess-page-{i:03d}" for i in range(12)]
+    visits = [visit(8, sid, f"2026-11-10T10:{i:02d}", ["https://p.example/"]) for i, sid in enumerate(sids)]
+    load_in_segments(root, store, visits)
+    newest = sids[-1]
+    for version in range(1, 40):  # older versions of the newest session, from another country
+        store.execute(
+            SYSTEM_QUERY(
+                "INSERT INTO hitmetrix.sessions (project_id, started_at, session_id, country, version)"
+                " SELECT project_id, started_at, session_id, 'ZZ', {v:UInt64} FROM hitmetrix.sessions"
+                " WHERE session_id = {s:String} AND is_deleted = 0 ORDER BY version DESC LIMIT 1"
+            ),
+            {"v": version, "s": newest},
+        )
+    # A row under a start the session no longer has, and its tombstone.
+    for deleted in (0, 1):
+        store.execute(
+            SYSTEM_QUERY(
+                "INSERT INTO hitmetrix.sessions (project_id, started_at, session_id, country, version, is_deleted)"
+                " VALUES (8, '2026-11-10 09:00:00', {s:String}, 'ZZ', {v:UInt64}, {d:UInt8})"
+            ),
+            {"s": sids[0], "v": 10 + deleted, "d": deleted},
+        )
+    assert list_sessions(store, 8, SessionFilters.from_query({"country": "ZZ"}))[0] == []
+    seen: list[str] = []
+    cursor = None
+    for _ in range(20):
+        rows, cursor = list_sessions(store, 8, SessionFilters(), cursor, limit=2)
+        seen += ids(rows)
+        if cursor is None:
+            break
+    assert seen == sids[::-1]

@@ -15,6 +15,7 @@ from hitmetrix.model import StoredBatch, StoredChunk, StoredEvent, encode_batch
 from hitmetrix.spool import Spool
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import ChdbStore
+from hitmetrix.store.tenancy import SYSTEM_QUERY
 
 NOW_MS = int(time.time() * 1000)
 RRWEB = [
@@ -50,7 +51,8 @@ class World:
         return new
 
     def one(self, sql: str, **params: Any) -> Any:
-        rows = self.store.query(sql, params)
+        """The first value of a test's own query (across projects: marked as a system query)."""
+        rows = self.store.query(SYSTEM_QUERY(sql), params)
         return next(iter(rows[0].values())) if rows else None
 
     def events(self, segment_id: int) -> int:

@@ -18,6 +18,7 @@ from hitmetrix.spool import Spool
 from hitmetrix.spool.segment import segment_path
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import ChdbStore
+from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.loader.helpers import World, make_batch
 from tests.support import REPO
 
@@ -73,7 +74,9 @@ def test_a_batch_resent_into_later_segments_is_stored_once(world: World) -> None
     assert world.loader().load_once() == 2
     stored_once(world.store, first, second)
     assert sorted(listed_sessions(world.store, 7)) == sorted([first.session_id, second.session_id])
-    owners = world.store.query("SELECT batch_id, segment_id FROM hitmetrix.seen_batches FINAL WHERE project_id = 7")
+    owners = world.store.query(
+        SYSTEM_QUERY("SELECT batch_id, segment_id FROM hitmetrix.seen_batches FINAL WHERE project_id = 7")
+    )
     assert sorted((r["batch_id"], r["segment_id"]) for r in owners) == sorted(
         [(first.batch_id, 1), (second.batch_id, 2)]
     )
@@ -94,7 +97,7 @@ def test_a_segment_loaded_again_keeps_its_own_batches(world: World) -> None:
     sid = world.segment(batch, resent(batch))
     copy_of_segment = segment_path(world.spool.directory, sid, sealed=True).read_bytes()
     world.loader().load_once()
-    world.store.execute("DELETE FROM hitmetrix.loaded_segments WHERE segment_id = {s:UInt64}", {"s": sid})
+    world.store.execute(SYSTEM_QUERY("DELETE FROM hitmetrix.loaded_segments WHERE segment_id = {s:UInt64}"), {"s": sid})
     segment_path(world.spool.directory, sid, sealed=True).write_bytes(copy_of_segment)
     loader = world.loader()
     assert loader.load_once() == 1
@@ -139,7 +142,7 @@ def test_kill_9_between_the_events_and_the_ledger_still_stores_each_batch_once(t
         Loader(spool, store, BlobStore(tmp_path / "recordings")).load_once()
         stored_once(store, first, second, third)
         assert sorted(listed_sessions(store, 7)) == sorted(b.session_id for b in (first, second, third))
-        ledger = store.query("SELECT segment_id FROM hitmetrix.loaded_segments FINAL ORDER BY segment_id")
+        ledger = store.query(SYSTEM_QUERY("SELECT segment_id FROM hitmetrix.loaded_segments FINAL ORDER BY segment_id"))
         assert [row["segment_id"] for row in ledger] == [1, 2, 3]
     finally:
         spool.close()

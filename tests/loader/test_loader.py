@@ -16,7 +16,8 @@ from hitmetrix.loader.rows import event_table
 from hitmetrix.model import StoredBatch, encode_batch
 from hitmetrix.spool.segment import encode_records, segment_path
 from hitmetrix.store.blobs import BlobStore
-from hitmetrix.store.schema import DDL
+from hitmetrix.store.ch_migrations import create_statements
+from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.loader.helpers import NOW_MS, RRWEB, World, make_batch
 from tests.support import wait_for
 
@@ -37,9 +38,11 @@ def test_events_and_recordings_land_with_their_values(world: World) -> None:
     assert world.loader().load_once() == 1
 
     rows = world.store.query(
-        "SELECT *, toUnixTimestamp64Milli(ts) AS ts_ms, toUnixTimestamp64Milli(client_ts) AS client_ms,"
-        " toUnixTimestamp64Milli(received_at) AS received_ms, toString(event_id) AS eid"
-        " FROM hitmetrix.events ORDER BY session_id = 'odd', ts"
+        SYSTEM_QUERY(
+            "SELECT *, toUnixTimestamp64Milli(ts) AS ts_ms, toUnixTimestamp64Milli(client_ts) AS client_ms,"
+            " toUnixTimestamp64Milli(received_at) AS received_ms, toString(event_id) AS eid"
+            " FROM hitmetrix.events ORDER BY session_id = 'odd', ts"
+        )
     )
     assert len(rows) == 3
     first, event = rows[0], batch.events[0]
@@ -87,7 +90,9 @@ def test_events_and_recordings_land_with_their_values(world: World) -> None:
     assert (clamped["x"], clamped["y"], clamped["viewport_w"], clamped["viewport_h"]) == (2**31 - 1, -(2**31), 65535, 0)
     assert clamped["path"] == "/"
 
-    (rec,) = world.store.query("SELECT *, toUnixTimestamp64Milli(first_ts) AS first_ms FROM hitmetrix.recordings")
+    (rec,) = world.store.query(
+        SYSTEM_QUERY("SELECT *, toUnixTimestamp64Milli(first_ts) AS first_ms FROM hitmetrix.recordings")
+    )
     key = BlobStore.chunk_key(7, batch.session_id, 0)
     raw = json.dumps(RRWEB).encode()
     blob = world.blobs.get(key)
@@ -106,7 +111,7 @@ def test_events_and_recordings_land_with_their_values(world: World) -> None:
         sid,
     )
 
-    assert world.store.query("SELECT segment_id, events, chunks FROM hitmetrix.loaded_segments") == [
+    assert world.store.query(SYSTEM_QUERY("SELECT segment_id, events, chunks FROM hitmetrix.loaded_segments")) == [
         {"segment_id": sid, "events": 3, "chunks": 1}
     ]
     assert world.spool.sealed_segments() == []
@@ -137,7 +142,7 @@ def test_a_segment_stored_but_not_in_the_ledger_is_stored_once(world: World) -> 
     sid = world.segment(make_batch(n_events=4, chunks=2))
     copy = _keep_copy(world, sid)
     world.loader().load_once()
-    world.store.execute("DELETE FROM hitmetrix.loaded_segments WHERE segment_id = {s:UInt64}", {"s": sid})
+    world.store.execute(SYSTEM_QUERY("DELETE FROM hitmetrix.loaded_segments WHERE segment_id = {s:UInt64}"), {"s": sid})
     _restore(world, sid, copy)
 
     assert world.loader().load_once() == 1
@@ -166,7 +171,7 @@ def test_duplicates_past_the_dedup_window_are_replaced(world: World, caplog: pyt
     world.loader().load_once()
     # As if the first insert had left the dedup window before the retry: the same rows again.
     world.store.insert_arrow("hitmetrix.events", event_table([batch], sid), "outside-the-window")
-    world.store.execute("DELETE FROM hitmetrix.loaded_segments WHERE segment_id = {s:UInt64}", {"s": sid})
+    world.store.execute(SYSTEM_QUERY("DELETE FROM hitmetrix.loaded_segments WHERE segment_id = {s:UInt64}"), {"s": sid})
     _restore(world, sid, copy)
     assert world.events(sid) == 10
 
@@ -174,7 +179,7 @@ def test_duplicates_past_the_dedup_window_are_replaced(world: World, caplog: pyt
         assert world.loader().load_once() == 1
     assert world.events(sid) == 5
     assert "10 events in the store, 5 expected" in caplog.text
-    ids = {row["e"] for row in world.store.query("SELECT toString(event_id) AS e FROM hitmetrix.events")}
+    ids = {row["e"] for row in world.store.query(SYSTEM_QUERY("SELECT toString(event_id) AS e FROM hitmetrix.events"))}
     assert ids == {event.event_id for event in batch.events}
 
 
@@ -183,8 +188,8 @@ def test_a_repair_cut_short_after_its_delete_is_completed(world: World) -> None:
     sid = world.segment(make_batch(n_events=3))
     copy = _keep_copy(world, sid)
     world.loader().load_once()
-    world.store.execute("DELETE FROM hitmetrix.events WHERE segment_id = {s:UInt64}", {"s": sid})
-    world.store.execute("DELETE FROM hitmetrix.loaded_segments WHERE segment_id = {s:UInt64}", {"s": sid})
+    world.store.execute(SYSTEM_QUERY("DELETE FROM hitmetrix.events WHERE segment_id = {s:UInt64}"), {"s": sid})
+    world.store.execute(SYSTEM_QUERY("DELETE FROM hitmetrix.loaded_segments WHERE segment_id = {s:UInt64}"), {"s": sid})
     _restore(world, sid, copy)
 
     assert world.loader().load_once() == 1
@@ -227,7 +232,7 @@ def test_recording_chunks_that_cannot_be_stored_are_quarantined(world: World) ->
 
     loader = world.loader(max_chunk_json_bytes=1000)
     assert loader.load_once() == 1
-    seqs = [row["seq"] for row in world.store.query("SELECT seq FROM hitmetrix.recordings ORDER BY seq")]
+    seqs = [row["seq"] for row in world.store.query(SYSTEM_QUERY("SELECT seq FROM hitmetrix.recordings ORDER BY seq"))]
     assert seqs == [0, 4]
     assert world.one("SELECT count() FROM hitmetrix.events") == 2
     reasons = {(item.session_id, item.seq): (item.stage, item.reason) for item in loader.quarantine.items()}
@@ -260,12 +265,12 @@ def test_on_loaded_failures_are_logged_not_fatal(world: World, caplog: pytest.Lo
 
 def test_a_store_failure_leaves_the_segment_for_a_retry(world: World) -> None:
     sid = world.segment(make_batch(chunks=1))
-    world.store.execute("DROP TABLE hitmetrix.events")
+    world.store.execute(SYSTEM_QUERY("DROP TABLE hitmetrix.events"))
     with pytest.raises(LoadError):
         world.loader().load_once()
     assert world.spool.sealed_segments() == [sid]
-    for statement in DDL:
-        world.store.execute(statement)
+    for statement in create_statements():
+        world.store.execute(SYSTEM_QUERY(statement))
     assert world.loader().load_once() == 1
     assert world.events(sid) == 3
 
@@ -275,7 +280,7 @@ def test_the_background_loader_wakes_on_seal_and_retries_after_errors(
 ) -> None:
     loader = world.loader(poll_interval_s=60.0)  # only a seal or a retry can make it load in time
     world.spool.add_seal_listener(loader.wake)
-    world.store.execute("DROP TABLE hitmetrix.events")
+    world.store.execute(SYSTEM_QUERY("DROP TABLE hitmetrix.events"))
     loader.start()
     try:
         with caplog.at_level(logging.ERROR, logger="hitmetrix.loader"):
@@ -283,8 +288,8 @@ def test_the_background_loader_wakes_on_seal_and_retries_after_errors(
             world.spool.close()  # seals, which wakes the loader; its first try fails
             wait_for(lambda: "could not be stored" in caplog.text, 10.0, what="a failed load")
         assert world.spool.sealed_segments() and world.handed_over == []
-        for statement in DDL:
-            world.store.execute(statement)
+        for statement in create_statements():
+            world.store.execute(SYSTEM_QUERY(statement))
         wait_for(lambda: world.handed_over, 10.0, what="the retry")
     finally:
         loader.stop(10.0)

@@ -12,11 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+from hitmetrix.analytics.sessions import SessionFilters, list_sessions
 from hitmetrix.loader import Loader
 from hitmetrix.model import StoredBatch, StoredChunk, StoredEvent, encode_batch
 from hitmetrix.spool import Spool
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import ChdbStore
+from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.support import REPO
 
 SEGMENTS = 24
@@ -95,14 +97,19 @@ def test_kill_9_at_any_step_still_stores_every_batch_exactly_once(tmp_path: Path
     try:
         Loader(spool, store, BlobStore(tmp_path / "recordings")).load_once()
         total = SEGMENTS * BATCHES_PER_SEGMENT * EVENTS_PER_BATCH
-        counts = store.query("SELECT count() AS n, uniqExact(event_id) AS u FROM hitmetrix.events")[0]
+        counts = store.query(SYSTEM_QUERY("SELECT count() AS n, uniqExact(event_id) AS u FROM hitmetrix.events"))[0]
         assert (counts["n"], counts["u"]) == (total, total)
-        chunks = store.query("SELECT count() AS n FROM hitmetrix.recordings FINAL")[0]["n"]
+        chunks = store.query(SYSTEM_QUERY("SELECT count() AS n FROM hitmetrix.recordings FINAL"))[0]["n"]
         assert chunks == SEGMENTS * BATCHES_PER_SEGMENT
-        ledger = store.query("SELECT uniqExact(segment_id) AS n FROM hitmetrix.loaded_segments")[0]["n"]
+        ledger = store.query(SYSTEM_QUERY("SELECT uniqExact(segment_id) AS n FROM hitmetrix.loaded_segments"))[0]["n"]
         assert ledger == SEGMENTS
         assert spool.sealed_segments() == []
         assert len(list((tmp_path / "recordings").rglob("*.json.zst"))) == SEGMENTS * BATCHES_PER_SEGMENT
+        # One row per session in the list, whichever step the kills cut short.
+        listed, _ = list_sessions(store, 1, SessionFilters(), limit=100)
+        assert sorted((row["session_id"], row["events"]) for row in listed) == [
+            (f"sess{segment:04d}", BATCHES_PER_SEGMENT * EVENTS_PER_BATCH) for segment in range(SEGMENTS)
+        ]
     finally:
         store.close()
         spool.close()

@@ -22,11 +22,14 @@ from hitmetrix.model import StoredBatch, encode_batch
 from hitmetrix.runtime import Runtime, build_runtime
 from hitmetrix.settings import load_settings
 from hitmetrix.spool import Spool
-from hitmetrix.store.schema import DDL
+from hitmetrix.store.ch_migrations import create_statements
+from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.loader.helpers import RRWEB, make_batch, rrweb_like
 from tests.support import REPO, wait_for
 
 MIB = 1024 * 1024
+# A real refusal by the real store, for one batch's content only.
+POISON = "ALTER TABLE hitmetrix.events ADD CONSTRAINT no_poison CHECK session_id != 'refused-session'"
 
 
 class Node:
@@ -162,7 +165,7 @@ def test_poison_items_are_quarantined_and_the_rest_of_the_segment_loads(tmp_path
 def test_a_batch_the_store_refuses_is_split_out_after_a_few_tries(tmp_path: Path, nodes: list[Node]) -> None:
     node = open_node(nodes, tmp_path / "data")
     # A real refusal by the real store, for one batch's content only.
-    node.store.execute("ALTER TABLE hitmetrix.events ADD CONSTRAINT no_poison CHECK session_id != 'refused-session'")
+    node.store.execute(SYSTEM_QUERY(POISON))
     good_a = make_batch(n_events=2, project_id=1)
     refused = make_batch(n_events=3, project_id=3, session_id="refused-session")
     good_b = make_batch(n_events=1, project_id=2)
@@ -178,12 +181,14 @@ def test_a_batch_the_store_refuses_is_split_out_after_a_few_tries(tmp_path: Path
     (item,) = node.loader.quarantine.items()
     assert (item.kind, item.stage, item.batch_id, item.segment_id) == ("batch", "store", refused.batch_id, segment_id)
     assert "no_poison" in item.reason and item.payload == encode_batch(refused)
-    seen = node.store.query("SELECT batch_id FROM hitmetrix.seen_batches WHERE project_id > 0 ORDER BY batch_id")
+    seen = node.store.query(
+        SYSTEM_QUERY("SELECT batch_id FROM hitmetrix.seen_batches WHERE project_id > 0 ORDER BY batch_id")
+    )
     assert [row["batch_id"] for row in seen] == sorted([good_a.batch_id, good_b.batch_id])
     assert node.loader.counters.snapshot()["segments_split"] == 1
 
     # Fixed: requeue it, twice over as after a crash between the append and the bookkeeping.
-    node.store.execute("ALTER TABLE hitmetrix.events DROP CONSTRAINT no_poison")
+    node.store.execute(SYSTEM_QUERY("ALTER TABLE hitmetrix.events DROP CONSTRAINT no_poison"))
     assert requeue_items(node.data_dir, [item.id], spool_fsync="never") == ([item.id], False)
     node.segment(item.requeue_record())
     assert node.loader.load_once() == 2
@@ -197,14 +202,14 @@ def test_a_failing_store_is_retried_never_blamed_on_the_data(tmp_path: Path, nod
     node = open_node(nodes, tmp_path / "data")
     batch = make_batch(n_events=2, chunks=1, project_id=1)
     segment_id = node.segment(encode_batch(batch))
-    node.store.execute("DROP TABLE hitmetrix.events")
+    node.store.execute(SYSTEM_QUERY("DROP TABLE hitmetrix.events"))
     for _ in range(SPLIT_AFTER_FAILURES + 2):
         with pytest.raises(LoadError):
             node.loader.load_once()
     assert node.runtime.spool.sealed_segments() == [segment_id]
     assert node.loader.quarantine.items() == []
-    for statement in DDL:
-        node.store.execute(statement)
+    for statement in create_statements():
+        node.store.execute(SYSTEM_QUERY(statement))
     assert node.loader.load_once() == 1
     assert len(node.events(batch)) == 2
 
@@ -288,7 +293,7 @@ def test_requeue_goes_through_a_running_node(tmp_path: Path, nodes: list[Node]) 
 
 def test_a_failing_segment_waits_for_its_retries_while_newer_ones_load(tmp_path: Path, nodes: list[Node]) -> None:
     node = open_node(nodes, tmp_path / "data", spool_segment_max_age_s=0.2)
-    node.store.execute("ALTER TABLE hitmetrix.events ADD CONSTRAINT no_poison CHECK session_id != 'refused-session'")
+    node.store.execute(SYSTEM_QUERY(POISON))
     refused = make_batch(n_events=3, project_id=3, session_id="refused-session")
     good = make_batch(n_events=2, project_id=1)
     node.runtime.start()

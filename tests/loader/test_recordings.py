@@ -15,8 +15,9 @@ from hitmetrix.loader.inbox import ChunkInbox, InboxChunk
 from hitmetrix.loader.quarantine import Quarantine
 from hitmetrix.loader.recordings import ChunkWorker
 from hitmetrix.store.blobs import BlobStore
+from hitmetrix.store.ch_migrations import create_statements
 from hitmetrix.store.clickhouse import ChdbStore
-from hitmetrix.store.schema import DDL
+from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.loader.helpers import rrweb_like
 from tests.support import wait_for
 
@@ -149,13 +150,13 @@ def test_bad_chunks_are_quarantined_and_a_failing_store_keeps_every_chunk(tmp_pa
         [chunk(1, "sess-a", 0, good), chunk(1, "sess-a", 1, gzip.compress(b"[" * 2000 + b"]" * 2000))]
     )
     (tmp_path / "inbox" / "1" / "sess-a.0000000002.chunk").write_bytes(b"\x00 not an inbox file")
-    store.execute("DROP TABLE hitmetrix.recordings")
+    store.execute(SYSTEM_QUERY("DROP TABLE hitmetrix.recordings"))
     with pytest.raises(Exception, match="recordings"):
         chunks_worker.run_round()
     assert chunks_worker.inbox.backlog()[0] == 2  # the unreadable file was only found by a restart
 
-    for statement in DDL:
-        store.execute(statement)
+    for statement in create_statements():
+        store.execute(SYSTEM_QUERY(statement))
     restarted = worker(tmp_path, store)
     restarted.start()
     try:

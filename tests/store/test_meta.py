@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -43,15 +42,3 @@ def test_query_keys_are_checked_and_kept_per_project(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="query key"):
             parse_query_keys(bad)
 
-
-def test_a_database_from_before_a_new_column_is_upgraded_without_losing_rows(tmp_path: Path) -> None:
-    meta = MetaStore("", tmp_path)
-    kept = meta.create_project("kept", allowed_origins="https://kept.example")
-    meta.close()
-    with sqlite3.connect(tmp_path / "meta.sqlite3") as db:  # the projects table as the previous release made it
-        db.execute("ALTER TABLE projects DROP COLUMN allowed_query_keys")
-    meta = MetaStore("", tmp_path)
-    upgraded = meta.project(kept.id)
-    assert upgraded is not None and upgraded.origins() == ["https://kept.example"]
-    assert upgraded.query_allowlist == ()
-    assert meta.project_by_key(kept.public_key) is not None

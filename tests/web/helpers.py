@@ -63,7 +63,7 @@ def csrf_in(html: str) -> str:
     return match.group(1)
 
 
-def make_user(meta: MetaStore, email: str, *projects: int, admin: bool = False, role: str = "member") -> int:
+def make_user(meta: MetaStore, email: str, *projects: int, admin: bool = False, role: str = "viewer") -> int:
     user = accounts.create_user(meta, email, PASSWORD, admin=admin)
     for project_id in projects:
         accounts.add_member(meta, project_id, user.id, role)
@@ -71,7 +71,9 @@ def make_user(meta: MetaStore, email: str, *projects: int, admin: bool = False, 
 
 
 async def sign_in(c: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
-    """Sign in through the form; returns the session's CSRF token (from the next page)."""
+    """Sign in through the form (as someone else, if the client was signed in); returns the session's CSRF token."""
+    if "hm_session" in c.cookies:
+        c.cookies.delete("hm_session")
     form = await c.get("/login")
     answer = await c.post("/login", data={"email": email, "password": password, "csrf_token": csrf_in(form.text)})
     assert answer.status_code == 303, answer.text

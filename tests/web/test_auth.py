@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 from starlette.applications import Starlette
 
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import accounts
+from hitmetrix.store import accounts, audit
 from hitmetrix.store.meta import MetaStore
 from hitmetrix.store.web_sessions import issue_setup_token
 from hitmetrix.web.app import build_app
@@ -188,6 +189,23 @@ async def test_next_never_leaves_the_site(runtime: Runtime, app: Starlette) -> N
                 },
             )
             assert answer.headers["location"] == "/projects"
+
+
+async def test_sign_ins_and_sign_outs_are_audited(runtime: Runtime, app: Starlette) -> None:
+    ann = make_user(runtime.meta, "ann@example.com")
+    async with client(app) as c:
+        form = await c.get("/login")
+        await c.post("/login", data={"email": "ann@example.com", "password": "wrong password!",
+                                     "csrf_token": csrf_in(form.text)})
+        csrf = await sign_in(c, "ann@example.com")
+        assert (await c.post("/logout", data={"csrf_token": csrf})).status_code == 303
+    logged = [(e.action, e.actor_user_id, e.target) for e in reversed(audit.entries(runtime.meta))]
+    assert logged == [
+        ("sign_in_failed", None, "ann@example.com"),
+        ("sign_in", ann, "ann@example.com"),
+        ("sign_out", ann, ""),
+    ]
+    assert all(e.client_ip for e in audit.entries(runtime.meta))
 
 
 # --- throttling --------------------------------------------------------------------------------------
@@ -492,7 +510,7 @@ async def test_projects_settings_and_members(runtime: Runtime, app: Starlette) -
         assert cached is not None and cached.origins() == ["https://shop.example", "http://localhost:3000"]
         assert cached.ip_anonymisation == "hash"
         added = await c.post(
-            f"/projects/{pid}/members", data={"csrf_token": csrf, "email": "bob@example.com", "role": "member"}
+            f"/projects/{pid}/members", data={"csrf_token": csrf, "email": "bob@example.com", "role": "analyst"}
         )
         assert added.status_code == 303
         unknown = await c.post(f"/projects/{pid}/members", data={"csrf_token": csrf, "email": "x@example.com"})
@@ -500,8 +518,8 @@ async def test_projects_settings_and_members(runtime: Runtime, app: Starlette) -
     async with client(app) as bob:
         csrf = await sign_in(bob, "bob@example.com")
         assert "Shop" in (await bob.get("/projects")).text
-        page = await bob.get(f"/projects/{pid}/settings")
-        assert page.status_code == 200 and "Only the project's owners" in page.text
+        page = await bob.get(f"/projects/{pid}/settings")  # an analyst reads everything but settings
+        assert page.status_code == 403 and "Only the project's owners may do this" in html.unescape(page.text)
         refused = await bob.post(f"/projects/{pid}/settings", data={"csrf_token": csrf, "ip_anonymisation": "none"})
         assert refused.status_code == 403
         api = await bob.patch(f"/api/v1/projects/{pid}", json={"name": "mine"}, headers={"X-CSRF-Token": csrf})

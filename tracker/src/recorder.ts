@@ -4,7 +4,7 @@
  */
 import { record } from '@rrweb/record';
 import { canCompress, gzip, gzipStored } from './gzip';
-import { BLOCK, MASK } from './privacy';
+import { BLOCK, MASK, cleanUrl } from './privacy';
 import { nextSeq } from './session';
 import { safe, state } from './util';
 import type { Chunk } from './transport';
@@ -36,12 +36,23 @@ interface Pending {
   count: number;
 }
 
+/** The tag of the custom rrweb event that carries the page's URL when its fragment changes. */
+const URL_EVENT_TAG = 'hm-url';
+
 let stopRecording: (() => void) | undefined;
 let pending: Pending[] = [];
 export let bufferedBytes = 0;
 
 export function startRecording(maskText: boolean, emit: (e: RrwebEvent) => void): void {
-  stopRecording = record({
+  // rrweb sends the page's URL (its Meta event) only with a full snapshot. A new fragment (an in-page anchor,
+  // a hash route) is sent as a custom event, so that the replay follows it and its `:target` rules: not as a
+  // Meta event, which rrweb's player takes for the start of a snapshot when it seeks.
+  const meta = safe(() => {
+    const data = { tag: URL_EVENT_TAG, payload: { href: cleanUrl(location.href) } };
+    emit({ type: 5, timestamp: Date.now(), data } as RrwebEvent);
+  });
+  addEventListener('hashchange', meta);
+  const stopRrweb = record({
     emit: emit as (e: unknown) => void,
     maskAllInputs: true,
     maskInputOptions: { password: true },
@@ -50,6 +61,7 @@ export function startRecording(maskText: boolean, emit: (e: RrwebEvent) => void)
     maskTextSelector: maskText ? '*' : MASK,
     sampling: { mousemove: 50, scroll: 150, media: 800, input: 'last' },
     recordCanvas: false, // and the build leaves rrweb's canvas recording out (build.mjs)
+    recordCrossOriginIframes: false, // nor its relay of cross-origin frames' recordings (build.mjs)
     collectFonts: false,
     inlineStylesheet: true,
     slimDOMOptions: {
@@ -68,6 +80,10 @@ export function startRecording(maskText: boolean, emit: (e: RrwebEvent) => void)
       return true;
     },
   });
+  stopRecording = () => {
+    removeEventListener('hashchange', meta);
+    if (stopRrweb) stopRrweb();
+  };
 }
 
 export function stop(): void {

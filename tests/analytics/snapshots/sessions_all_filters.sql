@@ -1,33 +1,21 @@
-SELECT session_id,
-       toUnixTimestamp64Milli(min(first_ts)) AS started_at,
-       toUnixTimestamp64Milli(max(last_ts)) - started_at AS duration_ms,
-       sum(pageviews) AS pageviews,
-       sum(clicks) AS clicks,
-       sum(errors) AS errors,
-       sum(events) AS events,
-       min(entry).2 AS entry_url,
-       anyIf(country, country != '') AS country,
-       any(browser) AS browser,
-       any(os) AS os,
-       any(device_type) AS device_type,
-       max(last_user).2 AS user_id
-FROM hitmetrix.session_segments FINAL
+SELECT toUnixTimestamp64Milli(started_at) AS started_ms,
+       session_id
+FROM hitmetrix.sessions
 WHERE project_id = {project_id:UInt32}
-  AND last_ts >= fromUnixTimestamp64Milli({p1:Int64}, 'UTC')
-  AND first_ts < fromUnixTimestamp64Milli({p3:Int64}, 'UTC')
-GROUP BY session_id
-HAVING started_at >= {p2:Int64}
-   AND started_at < {p4:Int64}
-   AND arrayExists(u -> positionCaseInsensitive(u, {p5:String}) > 0, groupUniqArrayArray(urls))
-   AND anyIf(country, country != '') = {p6:String}
-   AND anyIf(device_type, device_type != '') = {p7:String}
-   AND anyIf(browser, browser != '') = {p8:String}
-   AND anyIf(os, os != '') = {p9:String}
-   AND duration_ms >= {p10:Int64}
-   AND duration_ms <= {p11:Int64}
-   AND sum(errors) > 0
-   AND max(last_user).2 = {p12:String}
-   AND (started_at, session_id) < ({p13:Int64}, {p14:String})
+  AND (is_deleted = 0)
+  AND (started_at >= fromUnixTimestamp64Milli({p1:Int64}, 'UTC'))
+  AND (started_at < fromUnixTimestamp64Milli({p2:Int64}, 'UTC'))
+  AND (arrayExists(u -> positionCaseInsensitive(u, {p3:String}) > 0, urls))
+  AND (country = {p4:String})
+  AND (device_type = {p5:String})
+  AND (browser = {p6:String})
+  AND (os = {p7:String})
+  AND (user_id = {p8:String})
+  AND (duration_ms >= {p9:Int64})
+  AND (duration_ms <= {p10:Int64})
+  AND (errors > 0)
+  AND (started_at <= fromUnixTimestamp64Milli({p11:Int64}, 'UTC'))
+  AND ((started_at, session_id) < (fromUnixTimestamp64Milli({p11:Int64}, 'UTC'), {p12:String}))
 ORDER BY started_at DESC, session_id DESC
-LIMIT 51
--- params: [('p1', 1793491200000), ('p10', 2500), ('p11', 60000), ('p12', 'u1'), ('p13', 1764255600000), ('p14', 'sess-alpha-01'), ('p2', 1793491200000), ('p3', 1795824000000), ('p4', 1795824000000), ('p5', '/cart'), ('p6', 'DE'), ('p7', 'mobile'), ('p8', 'Chrome'), ('p9', 'Linux'), ('project_id', 7)]
+LIMIT 50
+-- params: [('p1', 1793487600000), ('p10', 60000), ('p11', 1764255600000), ('p12', 'sess-alpha-01'), ('p2', 1795820400000), ('p3', '/cart'), ('p4', 'DE'), ('p5', 'mobile'), ('p6', 'Chrome'), ('p7', 'Linux'), ('p8', 'u1'), ('p9', 2500), ('project_id', 7)]

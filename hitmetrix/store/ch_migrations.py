@@ -1,0 +1,358 @@
+"""The ClickHouse schema as versioned, ordered steps, and the ledger of steps a data directory has had.
+
+``migrate`` runs at store start-up: it makes the database and the ledger table
+(``hitmetrix.schema_migrations``), then applies every step not in the ledger, in
+order, recording each once it is done. Steps are idempotent (``IF NOT EXISTS``,
+inserts into tables whose engine collapses repeats), so a crash in the middle of
+one only repeats it. A data directory of the release before the ledger existed
+has the tables of step 1 and no ledger: it is recognised, step 1 is recorded,
+and the later steps run as for any other.
+
+Step 1 is the previous release's schema, written out literally: never edit a
+step once released, add one. Table engines and ``ON CLUSTER`` come from
+``Engines`` so that a replicated cluster can run the same steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hitmetrix.store.schema import (
+    DATABASE,
+    EVENT_RETENTION_DAYS,
+    MAX_SESSION_URLS,
+    SEEN_BATCH_RETENTION_DAYS,
+    SESSION_AGGREGATES,
+)
+
+log = logging.getLogger(__name__)
+
+LEDGER = f"{DATABASE}.schema_migrations"
+# Session rows made by the migration: older than any the loader writes (its versions are clock-based).
+FILLED_SESSION_VERSION = 1
+# Rows of session_segments aggregated per statement when filling the sessions table (bounds its memory).
+FILL_SLICE_ROWS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Engines:
+    """Every table engine and the cluster clause of the DDL, chosen in one place.
+
+    The default is one server (chDB embedded or a single ClickHouse). For a
+    replicated cluster: ``Engines(replicated=True, on_cluster="ON CLUSTER '{cluster}'")``
+    turns each engine into its ``Replicated*`` variant (Keeper path and replica
+    name from the server's ``default_replica_path`` / ``default_replica_name``)
+    and adds the clause to each CREATE and ALTER.
+    """
+
+    replicated: bool = False
+    on_cluster: str = ""
+
+    def _engine(self, family: str, args: str = "") -> str:
+        return ("Replicated" if self.replicated else "") + family + (f"({args})" if args else "")
+
+    def merge_tree(self) -> str:
+        return self._engine("MergeTree")
+
+    def replacing(self, version: str = "", is_deleted: str = "") -> str:
+        return self._engine("ReplacingMergeTree", ", ".join(arg for arg in (version, is_deleted) if arg))
+
+    def aggregating(self) -> str:
+        return self._engine("AggregatingMergeTree")
+
+    @property
+    def cluster(self) -> str:
+        """`` ON CLUSTER …`` (with its leading space) or nothing."""
+        return f" {self.on_cluster}" if self.on_cluster else ""
+
+    @property
+    def dedup_window(self) -> str:
+        """The setting that keeps insert deduplication tokens (the loader's exactly-once relies on it)."""
+        name = "replicated_deduplication_window" if self.replicated else "non_replicated_deduplication_window"
+        return f"{name} = 10000"
+
+
+Run = Callable[[str], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One schema version: DDL statements, then (optionally) a data step given a way to run SQL."""
+
+    version: int
+    name: str
+    ddl: Callable[[Engines], list[str]]
+    data: Callable[[Run, Engines], None] | None = field(default=None)
+
+
+def _baseline(e: Engines) -> list[str]:
+    """The release before the ledger (commit ba7be22 of hitmetrix/store/schema.py), word for word."""
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {DATABASE}{e.cluster}",
+        f"""CREATE TABLE IF NOT EXISTS {DATABASE}.events{e.cluster} (
+    project_id UInt32,
+    ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    session_id String CODEC(ZSTD(1)),
+    event_id UUID,
+    type LowCardinality(String),
+    name LowCardinality(String),
+    client_ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    received_at DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    anonymous_id String CODEC(ZSTD(1)),
+    user_id String CODEC(ZSTD(1)),
+    url String CODEC(ZSTD(1)),
+    path String CODEC(ZSTD(1)),
+    referrer String CODEC(ZSTD(1)),
+    title String CODEC(ZSTD(1)),
+    selector String CODEC(ZSTD(1)),
+    tag LowCardinality(String),
+    text String CODEC(ZSTD(1)),
+    x Int32,
+    y Int32,
+    viewport_w UInt16,
+    viewport_h UInt16,
+    props String CODEC(ZSTD(3)),
+    ip String CODEC(ZSTD(1)),
+    country LowCardinality(String),
+    asn UInt32,
+    as_org LowCardinality(String),
+    browser LowCardinality(String),
+    browser_version LowCardinality(String),
+    os LowCardinality(String),
+    os_version LowCardinality(String),
+    device_type LowCardinality(String),
+    user_agent String CODEC(ZSTD(3)),
+    batch_id String CODEC(ZSTD(1)),
+    segment_id UInt64,
+    expires_at DateTime('UTC') DEFAULT toDateTime(ts) + toIntervalDay({EVENT_RETENTION_DAYS}),
+    INDEX idx_session session_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_user user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_segment segment_id TYPE minmax GRANULARITY 1
+) ENGINE = {e.merge_tree()}
+PARTITION BY toYYYYMM(ts)
+ORDER BY (project_id, toDate(ts), session_id, ts)
+TTL expires_at DELETE
+SETTINGS {e.dedup_window}""",
+        # Client retries of an already-stored chunk collapse on (project, session, seq).
+        f"""CREATE TABLE IF NOT EXISTS {DATABASE}.recordings{e.cluster} (
+    project_id UInt32,
+    session_id String,
+    seq UInt32,
+    first_ts DateTime64(3, 'UTC'),
+    last_ts DateTime64(3, 'UTC'),
+    event_count UInt32,
+    bytes UInt32,
+    raw_bytes UInt32,
+    path String,
+    received_at DateTime64(3, 'UTC'),
+    segment_id UInt64
+) ENGINE = {e.replacing("received_at")}
+PARTITION BY toYYYYMM(first_ts)
+ORDER BY (project_id, session_id, seq)
+SETTINGS {e.dedup_window}""",
+        # One row per (session, spool segment): what that segment's events say about the session.
+        # A reload of a segment replaces its rows (same key), so nothing counts twice.
+        f"""CREATE TABLE IF NOT EXISTS {DATABASE}.session_segments{e.cluster} (
+    project_id UInt32,
+    session_id String,
+    segment_id UInt64,
+    first_ts DateTime64(3, 'UTC'),
+    last_ts DateTime64(3, 'UTC'),
+    pageviews UInt32,
+    clicks UInt32,
+    errors UInt32,
+    events UInt32,
+    entry Tuple(DateTime64(3, 'UTC'), String),
+    last_user Tuple(DateTime64(3, 'UTC'), String),
+    country LowCardinality(String),
+    browser LowCardinality(String),
+    os LowCardinality(String),
+    device_type LowCardinality(String),
+    urls Array(String),
+    loaded_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = {e.replacing("loaded_at")}
+PARTITION BY toYYYYMM(first_ts)
+ORDER BY (project_id, session_id, segment_id)""",
+        # The loader's ledger: a segment listed here is fully stored.
+        f"""CREATE TABLE IF NOT EXISTS {DATABASE}.loaded_segments{e.cluster} (
+    segment_id UInt64,
+    loaded_at DateTime64(3, 'UTC'),
+    events UInt32,
+    chunks UInt32
+) ENGINE = {e.replacing()}
+ORDER BY segment_id""",
+    ]
+
+
+def _seen_batches(e: Engines) -> list[str]:
+    # Exactly once from the client: the segment that stored each (project, session, batch id).
+    # The loader inserts a row only once the batch's events are in.
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {DATABASE}.seen_batches{e.cluster} (
+    project_id UInt32,
+    session_id String,
+    batch_id String,
+    segment_id UInt64,
+    seen_at DateTime64(3, 'UTC')
+) ENGINE = {e.replacing()}
+ORDER BY (project_id, session_id, batch_id)
+TTL toDateTime(seen_at) + toIntervalDay({SEEN_BATCH_RETENTION_DAYS}) DELETE"""
+    ]
+
+
+SESSION_COLUMNS_SQL = """    project_id UInt32,
+    started_at DateTime64(3, 'UTC'),
+    session_id String,
+    ended_at DateTime64(3, 'UTC'),
+    duration_ms Int64,
+    pageviews UInt32,
+    clicks UInt32,
+    errors UInt32,
+    events UInt32,
+    entry_url String CODEC(ZSTD(1)),
+    country LowCardinality(String),
+    browser LowCardinality(String),
+    os LowCardinality(String),
+    device_type LowCardinality(String),
+    user_id String CODEC(ZSTD(1)),
+    urls Array(String) CODEC(ZSTD(1)),
+    version UInt64,
+    is_deleted UInt8"""
+
+
+def _sessions(e: Engines) -> list[str]:
+    return [
+        # One row per session, ordered as the list reads it (newest first is a backwards read), so a page
+        # reads a page. The loader writes a session's row again whenever a segment touches it (a newer
+        # `version` replaces it); when a late segment moves its start, the row under the old start gets a
+        # tombstone (is_deleted = 1). The list reads candidates without FINAL, then checks them with it.
+        f"""CREATE TABLE IF NOT EXISTS {DATABASE}.sessions{e.cluster} (
+{SESSION_COLUMNS_SQL}
+) ENGINE = {e.replacing("version", "is_deleted")}
+PARTITION BY toYYYYMM(started_at)
+ORDER BY (project_id, started_at, session_id)""",
+        # Every start a session's row was ever written under, written before the row itself: the keys
+        # that may need a tombstone when the start moves (sessions is not ordered by session id).
+        f"""CREATE TABLE IF NOT EXISTS {DATABASE}.session_starts{e.cluster} (
+    project_id UInt32,
+    session_id String,
+    started_at DateTime64(3, 'UTC')
+) ENGINE = {e.replacing()}
+ORDER BY (project_id, session_id, started_at)""",
+    ]
+
+
+SESSION_INSERT_COLUMNS = ", ".join(["project_id", "session_id", *(name for name, _ in SESSION_AGGREGATES)])
+
+
+def session_rows_select(where: str, version: str) -> str:
+    """SELECT of sessions rows (in SESSION_INSERT_COLUMNS order, then version, is_deleted) aggregated
+    from every session_segments row of the sessions ``where`` picks."""
+    aggregates = ",\n       ".join(expression for _, expression in SESSION_AGGREGATES)
+    return f"""SELECT project_id, session_id,
+       {aggregates},
+       {version}, 0
+FROM {DATABASE}.session_segments FINAL
+WHERE {where}
+GROUP BY project_id, session_id"""
+
+
+def fill_sessions(run: Run, where: str = "1") -> int:
+    """Rows of the sessions table (and their logged starts) for every session ``where`` picks, aggregated
+    from its session_segments rows, a slice of sessions at a time; returns the summary rows read."""
+    rows = run(f"SELECT count() AS n FROM {DATABASE}.session_segments WHERE {where}")
+    total = int(rows[0]["n"]) if rows else 0
+    slices = max(1, -(-total // FILL_SLICE_ROWS))
+    if total > FILL_SLICE_ROWS:
+        log.info("filling the sessions table from %d session summary rows (%d slices)", total, slices)
+    for part in range(slices if total else 0):
+        picked = f"({where}) AND cityHash64(session_id) % {slices} = {part}"
+        run(
+            f"""INSERT INTO {DATABASE}.session_starts (project_id, session_id, started_at)
+SELECT project_id, session_id, min(first_ts) FROM {DATABASE}.session_segments FINAL
+WHERE {picked} GROUP BY project_id, session_id"""
+        )
+        run(
+            f"INSERT INTO {DATABASE}.sessions ({SESSION_INSERT_COLUMNS}, version, is_deleted)\n"
+            + session_rows_select(picked, str(FILLED_SESSION_VERSION))
+        )
+    return total
+
+
+def _fill_sessions(run: Run, e: Engines) -> None:
+    """Sessions of a data directory from before the sessions table, from its session_segments rows."""
+    fill_sessions(run)
+
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "baseline: events, recordings, session_segments, loaded_segments", _baseline),
+    Step(2, "seen_batches: exactly once per client batch id", _seen_batches),
+    Step(3, "sessions: one row per session, filled from session_segments", _sessions, _fill_sessions),
+)
+assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
+assert MAX_SESSION_URLS > 0
+
+
+def _ledger_ddl(e: Engines) -> list[str]:
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {DATABASE}{e.cluster}",
+        f"""CREATE TABLE IF NOT EXISTS {LEDGER}{e.cluster} (
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = {e.replacing("applied_at")}
+ORDER BY version""",
+    ]
+
+
+def applied_versions(run: Run) -> set[int]:
+    return {int(row["version"]) for row in run(f"SELECT DISTINCT version FROM {LEDGER}")}
+
+
+def migrate(run: Run, engines: Engines | None = None) -> list[int]:
+    """Apply every step the ledger lacks, in order; return the versions applied now.
+
+    Raises RuntimeError for a data directory made by a newer release (its ledger has steps this
+    code does not know): running older code on it could lose data.
+    """
+    engines = engines or Engines()
+    for statement in _ledger_ddl(engines):
+        run(statement)
+    applied = applied_versions(run)
+    unknown = sorted(applied - {step.version for step in STEPS})
+    if unknown:
+        raise RuntimeError(
+            f"the ClickHouse data has schema steps {unknown} this version of Hitmetrix does not know: "
+            "it was made by a newer release; run that release (or newer)"
+        )
+    if not applied and _table_exists(run, "events"):
+        log.info("ClickHouse data of a release before the schema ledger: recognised as step 1, upgrading")
+    done: list[int] = []
+    for step in STEPS:
+        if step.version in applied:
+            continue
+        log.info("ClickHouse schema step %d: %s", step.version, step.name)
+        for statement in step.ddl(engines):
+            run(statement)
+        if step.data is not None:
+            step.data(run, engines)
+        run(
+            f"INSERT INTO {LEDGER} (version, name, applied_at) "
+            f"VALUES ({step.version}, '{step.name.replace(chr(39), '')}', now64(3))"
+        )
+        done.append(step.version)
+    return done
+
+
+def _table_exists(run: Run, table: str) -> bool:
+    rows = run(f"SELECT count() AS n FROM system.tables WHERE database = '{DATABASE}' AND name = '{table}'")
+    return bool(rows) and int(rows[0]["n"]) > 0
+
+
+def create_statements(engines: Engines | None = None) -> list[str]:
+    """Every CREATE of every step, in order: what remakes a dropped table (tests break tables on purpose)."""
+    engines = engines or Engines()
+    return [statement for step in STEPS for statement in step.ddl(engines) if statement.startswith("CREATE")]

@@ -1,0 +1,75 @@
+"""The loader's SQL: statements that span every project, each marked ``SYSTEM_QUERY`` and kept here.
+
+Nothing outside ``hitmetrix.store`` may write ``SYSTEM_QUERY``: analytics reads go
+through the project-scoped builder, and whatever else needs all projects at once
+is one of these, reviewed in one place.
+"""
+
+from __future__ import annotations
+
+from hitmetrix.store.ch_migrations import SESSION_INSERT_COLUMNS, session_rows_select
+from hitmetrix.store.schema import DATABASE
+from hitmetrix.store.tenancy import SYSTEM_QUERY
+
+# Which of these segments the loader's ledger lists as stored.
+LOADED_SEGMENTS = SYSTEM_QUERY(
+    f"SELECT segment_id FROM {DATABASE}.loaded_segments WHERE segment_id IN {{ids:Array(UInt64)}}"
+)
+
+# Does the store answer for the events table? (Reads nothing.)
+EVENTS_PROBE = SYSTEM_QUERY(f"SELECT count() AS n FROM {DATABASE}.events WHERE 0")
+
+EVENTS_PER_SEGMENT = SYSTEM_QUERY(
+    f"SELECT segment_id, count() AS n FROM {DATABASE}.events"
+    " WHERE segment_id IN {ids:Array(UInt64)} GROUP BY segment_id"
+)
+SEGMENT_EVENT_COUNT = SYSTEM_QUERY(f"SELECT count() AS n FROM {DATABASE}.events WHERE segment_id = {{id:UInt64}}")
+DELETE_SEGMENT_EVENTS = SYSTEM_QUERY(f"DELETE FROM {DATABASE}.events WHERE segment_id = {{id:UInt64}}")
+DELETE_SEGMENT_SUMMARIES = SYSTEM_QUERY(f"DELETE FROM {DATABASE}.session_segments WHERE segment_id = {{id:UInt64}}")
+
+# Summarise one segment's events per session into session_segments.
+SUMMARISE_SEGMENT = SYSTEM_QUERY(f"""INSERT INTO {DATABASE}.session_segments
+    (project_id, session_id, segment_id, first_ts, last_ts, pageviews, clicks, errors, events,
+     entry, last_user, country, browser, os, device_type, urls)
+SELECT project_id, session_id, any(segment_id), min(ts), max(ts),
+       countIf(type = 'pageview'), countIf(type = 'click'), countIf(type = 'error'), count(),
+       min((ts, url)),
+       max((if(user_id = '', toDateTime64(0, 3, 'UTC'), ts), user_id)),
+       anyIf(country, country != ''), any(browser), any(os), any(device_type),
+       arraySlice(groupUniqArrayIf(url, type = 'pageview'), 1, 100)
+FROM {DATABASE}.events
+WHERE segment_id = {{segment_id:UInt64}}
+GROUP BY project_id, session_id""")
+
+# The sessions a load touched, as (project id, session id) pairs in a JSON string parameter {keys}:
+# chDB cannot bind an array of tuples.
+_TOUCHED = "(project_id, session_id) IN (SELECT arrayJoin(JSONExtract({keys:String}, 'Array(Tuple(UInt32, String))')))"
+
+# Refreshing the touched sessions' rows, in this order: (1) log each one's start (the key its row is
+# written under), (2) write its row from all its segments, and a tombstone under every start it had before.
+LOG_SESSION_STARTS = SYSTEM_QUERY(f"""INSERT INTO {DATABASE}.session_starts (project_id, session_id, started_at)
+SELECT project_id, session_id, min(first_ts) FROM {DATABASE}.session_segments FINAL
+WHERE {_TOUCHED}
+GROUP BY project_id, session_id""")
+WRITE_SESSIONS = SYSTEM_QUERY(
+    f"INSERT INTO {DATABASE}.sessions ({SESSION_INSERT_COLUMNS}, version, is_deleted)\n"
+    + session_rows_select(_TOUCHED, "{version:UInt64}")
+    + f"""
+UNION ALL
+SELECT project_id, session_id, started_at, started_at, 0, 0, 0, 0, 0, '', '', '', '', '', '', [],
+       {{version:UInt64}}, 1
+FROM {DATABASE}.session_starts
+WHERE {_TOUCHED}
+  AND (project_id, session_id, started_at) NOT IN (
+      SELECT project_id, session_id, min(first_ts) FROM {DATABASE}.session_segments FINAL
+      WHERE {_TOUCHED}
+      GROUP BY project_id, session_id)"""
+)
+# The newest row version written so far: the loader's versions continue above it.
+MAX_SESSION_VERSION = SYSTEM_QUERY(f"SELECT max(version) AS v FROM {DATABASE}.sessions")
+
+# Exactly once per client batch: who stored these (project, session, batch id) keys, sent as JSON {keys}.
+SEEN_BATCH_OWNERS = SYSTEM_QUERY(f"""SELECT project_id, session_id, batch_id, segment_id
+FROM {DATABASE}.seen_batches
+WHERE (project_id, session_id, batch_id) IN (
+    SELECT arrayJoin(JSONExtract({{keys:String}}, 'Array(Tuple(UInt32, String, String))')))""")

@@ -1,0 +1,62 @@
+"""The route table: every URL of the app, in one list.
+
+Each feature module holds its handlers at module level and exposes them as a
+list ``ROUTES``; a feature's routes join the app with one line here. Every
+handler carries its access rule (``hitmetrix.web.auth.guard`` or ``public``),
+and the access matrix test walks this table and fails on a route without one.
+Handlers find the runtime in ``request.app.state.runtime`` (``app.build_app``).
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from hitmetrix.capture import CaptureContext, capture_routes
+from hitmetrix.runtime import Runtime
+from hitmetrix.web import (
+    account_pages,
+    api,
+    asset_routes,
+    live,
+    member_api,
+    member_pages,
+    metrics,
+    node,
+    pages,
+    project_api,
+    project_pages,
+    session_pages,
+    team_api,
+    team_pages,
+)
+from hitmetrix.web.auth import public
+
+
+def routes(runtime: Runtime, capture: CaptureContext) -> list[BaseRoute]:
+    """The app's routes, in the order they are matched."""
+    table: list[BaseRoute] = [
+        *node.ROUTES,
+        *capture_api(capture),
+        *api.ROUTES,
+        *project_api.ROUTES,
+        *member_api.ROUTES,
+        *pages.ROUTES,
+        *project_pages.ROUTES,
+        *member_pages.ROUTES,
+        *session_pages.ROUTES,
+        *asset_routes.ROUTES,  # captured stylesheets, images and fonts of replays, and each session's map
+        *team_pages.ROUTES, *account_pages.ROUTES, *team_api.ROUTES,  # users, invitations, account, audit log
+        *live.ROUTES, *metrics.ROUTES,  # live feed (SSE), first-event check, newer sessions; Prometheus
+        *node.STATIC_ROUTES,
+    ]
+    if runtime.settings.demo:
+        table += node.DEMO_ROUTES
+    return table
+
+
+def capture_api(capture: CaptureContext) -> list[BaseRoute]:
+    """``POST /api/v1/batch``: anyone with a project's public key may send (and a browser preflight it)."""
+    found = capture_routes(capture)
+    for route in found:
+        public("capture, with the project's public key")(route.endpoint)
+    return list(found)
