@@ -199,14 +199,12 @@ def scrub(ctx: Enrichment) -> Enrichment:
     ``tag``, and recording chunks (the tracker masks inputs in the browser).
     """
     allowed = allowed_query_keys(getattr(ctx.project, "query_allowlist", ()))
+    urls = _SCRUBBED.urls_for(allowed)
+    texts, props = _SCRUBBED.texts, _SCRUBBED.props
 
     def url(value: str) -> str:
         return scrub_url(value, allowed)
 
-    # Events of one batch mostly share their page, title and props: scrub each distinct string once.
-    urls: dict[str, str] = {}
-    texts: dict[str, str] = {}
-    props: dict[str, str] = {}
     for event in ctx.stored.events:
         if event.url:
             event.url = _once(urls, event.url, url)
@@ -226,9 +224,39 @@ def scrub(ctx: Enrichment) -> Enrichment:
     return ctx
 
 
+class _ScrubbedStrings:
+    """What recent strings scrubbed to, by kind (URLs per query allow-list).
+
+    A site's pages, titles, selectors and props repeat across batches and visitors:
+    scrubbing each distinct string once keeps this step cheap. Each map is emptied
+    when it passes ``MAX_ENTRIES``, so memory stays bounded whatever is sent.
+    """
+
+    MAX_ENTRIES = 8192
+    MAX_ALLOW_LISTS = 256
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+        self.props: dict[str, str] = {}
+        self._urls: dict[frozenset[str], dict[str, str]] = {}
+
+    def urls_for(self, allowed: frozenset[str]) -> dict[str, str]:
+        urls = self._urls.get(allowed)
+        if urls is None:
+            if len(self._urls) >= self.MAX_ALLOW_LISTS:
+                self._urls.clear()
+            urls = self._urls[allowed] = {}
+        return urls
+
+
+_SCRUBBED = _ScrubbedStrings()
+
+
 def _once(done: dict[str, str], value: str, scrubber: Callable[[str], str]) -> str:
     result = done.get(value)
     if result is None:
+        if len(done) >= _ScrubbedStrings.MAX_ENTRIES:
+            done.clear()
         result = done[value] = scrubber(value)
     return result
 

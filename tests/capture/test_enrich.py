@@ -278,3 +278,25 @@ def test_pipeline_refusal_is_a_capture_error_not_a_drop() -> None:
     batch = incoming(events=1, sent_at=2**53)
     with pytest.raises(CaptureError):
         run_pipeline(enrichment(batch))
+
+
+def test_scrubbed_strings_are_remembered_per_allow_list_and_bounded() -> None:
+    """The same URL, sent for projects with other allow-lists (or after a settings change), keeps what each allows."""
+    url = "https://shop.example/s?q=shoes&sort=price"
+
+    def scrubbed_url(proj: Any) -> str:
+        body = batch_dict(events=1)
+        body["events"][0]["url"] = url
+        ctx = enrich.scrub(enrich.build(enrichment(decode_batch_body(body_bytes(body)), proj=proj)))
+        return ctx.stored.events[0].url
+
+    assert scrubbed_url(project(1, query_keys="q")) == "https://shop.example/s?q=shoes&sort=*"
+    assert scrubbed_url(project(2, query_keys="sort")) == "https://shop.example/s?q=*&sort=price"
+    assert scrubbed_url(project(1, query_keys="")) == "https://shop.example/s?q=*&sort=*"  # the keys were removed
+    assert scrubbed_url(project(1, query_keys="q")) == "https://shop.example/s?q=shoes&sort=*"
+
+    remembered = enrich._ScrubbedStrings()
+    for i in range(enrich._ScrubbedStrings.MAX_ENTRIES + 10):
+        enrich._once(remembered.texts, f"title {i} of bob@example.com", enrich.scrub_text)
+    assert len(remembered.texts) <= enrich._ScrubbedStrings.MAX_ENTRIES
+    assert enrich._once(remembered.texts, "mail bob@example.com", enrich.scrub_text) == "mail [email]"
