@@ -56,6 +56,8 @@ def configure_logging(level: str = "info", log_format: str = "text", stream: Tex
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Alembic reports every plugin and migration step at INFO; hitmetrix.store.migrations says what changed.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     if log_format == "json":
         for name in UVICORN_LOGGERS:
             uvicorn_logger = logging.getLogger(name)
