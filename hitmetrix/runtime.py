@@ -172,6 +172,7 @@ def build_runtime(settings: Settings) -> Runtime:
         max_json_depth=settings.max_json_depth,
         project_bytes_per_round=settings.loader_project_bytes_per_round,
         append=lambda record: spool.append_blocking(record, 30.0),  # requeued quarantine items
+        deleted_projects=meta.deleted_among,
     )
     assets = AssetWorker(
         AssetStore(data_dir / "assets"),

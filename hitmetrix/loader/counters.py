@@ -10,6 +10,7 @@ COUNTER_NAMES = (
     "segments_loaded",
     "batches_loaded",
     "batches_duplicate",
+    "batches_of_deleted_projects",
     "events_loaded",
     "chunks_inboxed",
     "chunks_stored",

@@ -116,6 +116,7 @@ class Loader:
         max_json_depth: int = MAX_JSON_DEPTH,
         project_bytes_per_round: int = DEFAULT_PROJECT_BYTES_PER_ROUND,
         append: Callable[[bytes], None] | None = None,
+        deleted_projects: Callable[[set[int]], set[int]] = lambda ids: set(),
     ) -> None:
         data_dir = blobs.root.parent if data_dir is None else data_dir
         self.spool = spool
@@ -141,7 +142,13 @@ class Loader:
         self._append = append
         self._wall_clock = wall_clock
         self._preparer = SegmentPreparer(
-            spool, self.inbox, self.quarantine, wall_clock=wall_clock, on_chunks=self.chunk_worker.wake
+            spool,
+            self.inbox,
+            self.quarantine,
+            wall_clock=wall_clock,
+            on_chunks=self.chunk_worker.wake,
+            deleted_projects=deleted_projects,
+            counters=self.counters,
         )
         self._failures: dict[int, int] = {}  # segment id -> failures while the store took other writes
         self._attempts: dict[int, int] = {}  # segment id -> failed tries in a row

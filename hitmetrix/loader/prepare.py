@@ -21,6 +21,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hitmetrix.loader.counters import LoaderCounters
 from hitmetrix.loader.inbox import ChunkInbox, InboxChunk, entry_for
 from hitmetrix.loader.quarantine import Quarantine
 from hitmetrix.loader.rows import event_table, storable_ts_range_ms, without_unstorable
@@ -103,12 +104,16 @@ class SegmentPreparer:
         *,
         wall_clock: Callable[[], float] = time.time,
         on_chunks: Callable[[], None] = lambda: None,
+        deleted_projects: Callable[[set[int]], set[int]] = lambda ids: set(),
+        counters: LoaderCounters | None = None,
     ) -> None:
         self.spool = spool
         self.inbox = inbox
         self.quarantine = quarantine
         self._wall_clock = wall_clock
         self._on_chunks = on_chunks
+        self._deleted_projects = deleted_projects
+        self._counters = counters if counters is not None else LoaderCounters()
 
     def prepare(self, segment_id: int) -> PreparedSegment:
         payloads, damage = read_records(self.spool, segment_id)
@@ -127,6 +132,7 @@ class SegmentPreparer:
                 decoded.append((record, decode_batch(payload)))
             except Exception as exc:  # any exception: DecodeError, UnicodeDecodeError, RecursionError, ...
                 self._quarantine_batch(payload, "decode", exc, segment_id, None)
+        decoded = self._without_deleted_projects(segment_id, decoded)
         chunks = self._move_chunks(segment_id, [batch for _, batch in decoded])
         decoded, events = self._events(segment_id, decoded, payloads)
         batches = [batch for _, batch in decoded]
@@ -139,6 +145,20 @@ class SegmentPreparer:
             log.warning("spool segment %d: %d events past retention or out of range not loaded", segment_id, dropped)
         records = [record for record, _ in decoded]
         return PreparedSegment(segment_id, batches, records, events, chunks, kept=list(range(len(batches))))
+
+    def _without_deleted_projects(
+        self, segment_id: int, decoded: list[tuple[int, StoredBatch]]
+    ) -> list[tuple[int, StoredBatch]]:
+        """Batches of projects deleted since they were acknowledged (still in the spool, or requeued) are
+        not stored: deleting a project deletes its data, also what arrives late."""
+        deleted = self._deleted_projects({batch.project_id for _, batch in decoded}) if decoded else set()
+        if not deleted:
+            return decoded
+        kept = [(record, batch) for record, batch in decoded if batch.project_id not in deleted]
+        dropped = len(decoded) - len(kept)
+        self._counters.add("batches_of_deleted_projects", dropped)
+        log.info("spool segment %d: %d batches of deleted projects %s not stored", segment_id, dropped, sorted(deleted))
+        return kept
 
     def _move_chunks(self, segment_id: int, batches: list[StoredBatch]) -> int:
         """Every nameable chunk to the inbox, durably; the batches keep only their chunks' metadata."""

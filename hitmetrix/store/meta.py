@@ -165,6 +165,11 @@ class MetaStore:
         with self.sessions() as db:
             return db.scalars(select(Project).where(Project.public_key == public_key)).first()
 
+    def deleted_among(self, project_ids: set[int]) -> set[int]:
+        """Which of ``project_ids`` belong to deleted projects (the loader drops their late data)."""
+        with self.sessions() as db:
+            return set(db.scalars(select(DeletedProject.id).where(DeletedProject.id.in_(sorted(project_ids)))))
+
     def project_by_name(self, name: str) -> Project | None:
         with self.sessions() as db:
             return db.scalars(select(Project).where(Project.name == name).order_by(Project.id)).first()

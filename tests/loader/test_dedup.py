@@ -147,3 +147,26 @@ def test_kill_9_between_the_events_and_the_ledger_still_stores_each_batch_once(t
     finally:
         spool.close()
         store.close()
+
+
+def test_late_data_of_a_deleted_project_is_not_stored(world: World) -> None:
+    """Batches acknowledged before their project was deleted (still in the spool, or requeued later) are dropped;
+    the other projects' batches of the same segment are stored."""
+    kept, late = make_batch(n_events=2, chunks=1, project_id=7), make_batch(n_events=3, chunks=2, project_id=8)
+    asked: list[set[int]] = []
+
+    def deleted_projects(ids: set[int]) -> set[int]:
+        asked.append(set(ids))
+        return ids & {8}
+
+    segment = world.segment(kept, late)
+    loader = world.loader(deleted_projects=deleted_projects)
+    assert loader.load_once() == 1
+    loader.chunk_worker.drain()
+    assert asked == [{7, 8}], "one question per segment, naming the projects in it"
+    stored_once(world.store, kept)
+    assert world.events(segment) == 2
+    assert sessions.session_events(world.store, 8, late.session_id) == []
+    assert sessions.recording_chunks(world.store, 8, late.session_id) == [], "its chunks never reached the inbox"
+    assert listed_sessions(world.store, 8) == []
+    assert loader.counters.snapshot()["batches_of_deleted_projects"] == 1

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hitmetrix.store import projects
 from hitmetrix.store.meta import MetaStore, parse_query_keys
 
 
@@ -42,3 +43,11 @@ def test_query_keys_are_checked_and_kept_per_project(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="query key"):
             parse_query_keys(bad)
 
+
+
+def test_deleted_projects_are_told_apart_for_the_loader(tmp_path: Path) -> None:
+    meta = MetaStore("", tmp_path)
+    gone, kept = meta.create_project("gone"), meta.create_project("kept")
+    assert meta.deleted_among({gone.id, kept.id}) == set()
+    projects.delete_project(meta, gone.id, actor_id=None)
+    assert meta.deleted_among({gone.id, kept.id, 999}) == {gone.id}
