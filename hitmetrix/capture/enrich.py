@@ -38,9 +38,8 @@ from hitmetrix.capture.network import IPAddress, IPNetwork, anonymise_ip, client
 from hitmetrix.capture.schema import CaptureError, IncomingBatch, props_text
 from hitmetrix.capture.scrub import allowed_query_keys, scrub_props, scrub_text, scrub_url
 from hitmetrix.capture.useragent import MAX_USER_AGENT_CHARS, parse_user_agent
-from hitmetrix.loader.rows import storable_ts_range_ms
 from hitmetrix.model import StoredBatch, StoredChunk, StoredEvent
-from hitmetrix.store.schema import EVENT_RETENTION_DAYS
+from hitmetrix.store.schema import EVENT_RETENTION_DAYS, storable_ts_range_ms
 
 SKEW_TOLERANCE_MS = 1000
 DropReason = Literal["empty"]

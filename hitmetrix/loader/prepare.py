@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 from hitmetrix.loader.counters import LoaderCounters
 from hitmetrix.loader.inbox import ChunkInbox, InboxChunk, entry_for
 from hitmetrix.loader.quarantine import Quarantine
-from hitmetrix.loader.rows import event_table, storable_ts_range_ms, without_unstorable
+from hitmetrix.loader.rows import event_table, without_unstorable
 from hitmetrix.model import StoredBatch, StoredChunk, decode_batch
 from hitmetrix.spool.segment import CorruptSegmentError, scan_records
-from hitmetrix.store.schema import EVENT_RETENTION_DAYS
+from hitmetrix.store.schema import EVENT_RETENTION_DAYS, storable_ts_range_ms
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,6 @@ from hitmetrix.store.schema import EVENT_COLUMNS, EVENTS_ARROW, RECORDING_COLUMN
 
 _EVENT_FIELDS: tuple[str, ...] = StoredEvent.__struct_fields__
 _BATCH_FIELDS: frozenset[str] = frozenset(StoredBatch.__struct_fields__)
-_DAY_MS = 86_400_000
-_DATETIME_END_MS = 2**32 * 1000  # ClickHouse DateTime ends in 2106
 # Event columns whose source field has another name.
 _RENAMED = {"viewport_w": "vw", "viewport_h": "vh"}
 _UUID = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
@@ -84,12 +82,6 @@ def _check_event_ids(ids: pa.Array) -> None:
     if not pc.all(valid).as_py():
         bad = ids.filter(pc.invert(valid))[0].as_py()
         raise ValueError(f"event_id {bad[:80]!r} is not a UUID")
-
-
-def storable_ts_range_ms(now_ms: int, retention_days: int) -> tuple[int, int]:
-    """Event times the store keeps: not already past retention (a day to spare), and not so late
-    that ``expires_at`` (a 32-bit DateTime) would wrap around into the past."""
-    return now_ms - (retention_days - 1) * _DAY_MS, _DATETIME_END_MS - (retention_days + 1) * _DAY_MS
 
 
 def without_unstorable(events: pa.Table, low_ms: int, high_ms: int) -> tuple[pa.Table, int]:

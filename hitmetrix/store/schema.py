@@ -85,6 +85,17 @@ PROJECT_TABLES = frozenset({"events", "recordings", "session_segments", "session
 # per-project retention can later be set at load time without a schema change.
 # The loader reads this too: it does not load events the TTL would delete at once.
 EVENT_RETENTION_DAYS = 3650
+_DAY_MS = 86_400_000
+_DATETIME_END_MS = 2**32 * 1000  # ClickHouse DateTime ends in 2106
+
+
+def storable_ts_range_ms(now_ms: int, retention_days: int = EVENT_RETENTION_DAYS) -> tuple[int, int]:
+    """Event times the store keeps: not already past retention (a day to spare), and not so late
+    that ``expires_at`` (a 32-bit DateTime) would wrap around into the past. Capture refuses times
+    outside it; the loader filters by it too, as a last safety net."""
+    return now_ms - (retention_days - 1) * _DAY_MS, _DATETIME_END_MS - (retention_days + 1) * _DAY_MS
+
+
 # How long the loader remembers a stored batch id: a client retry comes within minutes, an
 # operator's requeue within days; an id older than this would be stored again.
 SEEN_BATCH_RETENTION_DAYS = 30

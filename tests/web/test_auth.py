@@ -6,7 +6,6 @@ import datetime as dt
 import html
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,44 +23,12 @@ from tests.web.helpers import (
     PASSWORD,
     FakeClock,
     client,
-    close_runtime,
     csrf_in,
     make_user,
-    open_runtime,
     sign_in,
-    with_fresh_meta,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def base_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    runtime = open_runtime(tmp_path_factory.mktemp("auth") / "data")
-    yield runtime
-    close_runtime(runtime)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def runtime(base_runtime: Runtime, tmp_path: Path, clock: FakeClock) -> Iterator[Runtime]:
-    runtime = with_fresh_meta(base_runtime, tmp_path / "meta", clock)
-    yield runtime
-    runtime.meta.close()
-
-
-@pytest.fixture
-def app(runtime: Runtime) -> Starlette:
-    return build_app(runtime)
 
 
 def cookie_header(response: httpx.Response, name: str) -> str:

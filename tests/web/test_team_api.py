@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from starlette.applications import Starlette
 
 from hitmetrix.runtime import Runtime
 from hitmetrix.store import accounts, audit
-from hitmetrix.web.app import build_app
-from tests.web.helpers import FakeClock, client, close_runtime, make_user, open_runtime, with_fresh_meta
+from tests.web.helpers import FakeClock, client, make_user
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def base_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    runtime = open_runtime(tmp_path_factory.mktemp("team-api") / "data")
-    yield runtime
-    close_runtime(runtime)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def runtime(base_runtime: Runtime, tmp_path: Path, clock: FakeClock) -> Iterator[Runtime]:
-    runtime = with_fresh_meta(base_runtime, tmp_path / "meta", clock)
-    yield runtime
-    runtime.meta.close()
-
-
-@pytest.fixture
-def app(runtime: Runtime) -> Starlette:
-    return build_app(runtime)
 
 
 def bearer(runtime: Runtime, user_id: int, scope: str = "read") -> dict[str, str]:

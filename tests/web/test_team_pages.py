@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,54 +14,19 @@ from starlette.applications import Starlette
 
 from hitmetrix.runtime import Runtime
 from hitmetrix.store import accounts, audit
-from hitmetrix.web.app import build_app
 from tests.support import REPO
 from tests.web.helpers import (
     PASSWORD,
     FakeClock,
     client,
-    close_runtime,
     csrf_in,
     make_user,
-    open_runtime,
     sign_in,
-    with_fresh_meta,
 )
 
 pytestmark = pytest.mark.anyio
 NEW_PASSWORD = "a brand new passphrase"
 _LINK = re.compile(r'id="made-link" type="text" readonly value="([^"]+)"')
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def base_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    runtime = open_runtime(tmp_path_factory.mktemp("team") / "data")
-    yield runtime
-    close_runtime(runtime)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def runtime(base_runtime: Runtime, tmp_path: Path, clock: FakeClock) -> Iterator[Runtime]:
-    runtime = with_fresh_meta(base_runtime, tmp_path / "meta", clock)
-    swallowed = audit.swallowed_errors.value
-    yield runtime
-    runtime.meta.close()
-    assert audit.swallowed_errors.value == swallowed, "an audit entry could not be written"
-
-
-@pytest.fixture
-def app(runtime: Runtime) -> Starlette:
-    return build_app(runtime)
 
 
 def made_link(html: str) -> str:
