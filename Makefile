@@ -10,7 +10,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TRACKER   := hitmetrix/web/static/hm.js
 DASHBOARD := hitmetrix/web/static/dashboard/replay.js
 
-.PHONY: run test lint bench fidelity install tracker dashboard system-deps chromium clean
+.PHONY: run test lint bench fidelity scenarios install tracker dashboard system-deps chromium clean
 
 run: install
 	$(VENV)/bin/hitmetrix serve --demo --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
@@ -35,6 +35,11 @@ bench: install chromium
 # a table, bench/results/fidelity.json and test-artifacts/fidelity/. One page: make fidelity FIDELITY_ARGS="--pages tall"
 fidelity: install chromium
 	$(PY) -m bench.fidelity $(FIDELITY_ARGS)
+
+# Labelled attack and benign scenarios against the demo site: per detector detected / missed / false alerts and
+# time to alert; bench/results/scenarios.json. The fast subset: make scenarios SCENARIOS_ARGS=--quick
+scenarios: install
+	$(PY) -m bench.scenarios $(SCENARIOS_ARGS)
 
 install: $(VENV)/.installed $(TRACKER) $(DASHBOARD)
 

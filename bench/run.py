@@ -1,4 +1,5 @@
-"""Benchmarks: events/s end to end (HTTP → spool → store), the session list, recorded bytes per minute.
+"""Benchmarks: events/s end to end (HTTP → spool → store), the session list, recorded bytes per minute,
+time to first replay frame.
 
 Run with `make bench` (sizes of the session list: `make bench BENCH_ARGS="--sessions 1000000,10000000"`).
 Starts a real server on 127.0.0.1, drives it with wrk (50-event batches, ~22 KB
@@ -19,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.replay_first_frame import bench_first_frame
 from bench.sessions_list import bench_sessions
 from hitmetrix.store.meta import MetaStore
 from tests.support import ServerProcess, make_batch, wait_for
@@ -139,16 +141,13 @@ def bench_recording(work: Path, seconds: int) -> dict:
             session_id = page.evaluate("() => window.hitmetrix.sessionId()")
             started = time.monotonic()
             i = 0
-            # A scripted, busy visitor: navigation, typing, mouse movement and scrolling, non-stop.
+            # A scripted, busy visitor on the demo's home page: clicks, typing, mouse movement and scrolling.
             while time.monotonic() - started < seconds:
                 i += 1
-                page.click("#nav-products")
-                page.click(f"#buy-{i % 3}")
+                page.click(f"#like-{1 + i % 3}")
                 page.mouse.move(100 + i % 400, 200 + i % 300, steps=10)
-                page.click("#nav-signup")
-                page.fill("#name", f"visitor {i}")
-                page.type("#bio", "hello there", delay=20)
-                page.click("#nav-home")
+                page.fill("#home-q", f"visitor {i}")
+                page.type("#home-q", " hello there", delay=20)
                 page.mouse.wheel(0, 600)
                 page.mouse.wheel(0, -600)
             duration_s = time.monotonic() - started
@@ -200,6 +199,7 @@ def main() -> int:
     parser.add_argument("--visit-seconds", type=int, default=60, help="length of the recorded demo visit")
     parser.add_argument("--skip-recording", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-first-frame", action="store_true", help="skip the time to first replay frame")
     parser.add_argument(
         "--sessions",
         type=_sizes,
@@ -225,6 +225,9 @@ def main() -> int:
         if not args.skip_recording:
             results["recording"] = bench_recording(Path(tmp), args.visit_seconds)
             print(json.dumps(results["recording"], indent=2), flush=True)
+        if not args.skip_first_frame:
+            results["replay_first_frame"] = bench_first_frame(Path(tmp))
+            print(json.dumps(results["replay_first_frame"], indent=2), flush=True)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2))

@@ -110,6 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="the checks as one JSON array")
     _add_setting_flags(doctor, ("data_dir", "metadata_url"))
 
+    ingest = sub.add_parser("ingest-log", help="send an access log's lines as request / auth events")
+    ingest.add_argument("file", type=Path)
+    ingest.add_argument("--format", choices=("combined", "json"), default="combined", dest="log_format_name")
+    ingest.add_argument("--follow", action="store_true", help="keep reading as the file grows (and rotates)")
+    ingest.add_argument("--project", help="a project of this data directory, sent to its running server")
+    ingest.add_argument("--server", help="the Hitmetrix URL to send to (with --key)")
+    ingest.add_argument("--key", help="the project's server key, hm_sk_… (with --server)")
+    ingest.add_argument("--rules", type=Path, help="auth rules as a JSON file (default: the project's, or built-in)")
+    ingest.add_argument("--state", type=Path, help="where to remember the offset (default: under the data dir)")
+    _add_setting_flags(ingest, ("data_dir", "metadata_url"))
+
     get = sub.add_parser("get", help="GET one API path (from the running server, or in process)")
     get.add_argument("path")
     _add_setting_flags(get, ("data_dir", "metadata_url"))
@@ -228,6 +239,32 @@ def _quarantine_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _ingest_command(args: argparse.Namespace, settings: Settings) -> int:
+    from hitmetrix.ingest import command
+    from hitmetrix.ingest.rules import parse_rules
+
+    data_dir = Path(settings.data_dir)
+    try:
+        if bool(args.project) == bool(args.server):
+            raise ValueError("name --project NAME, or --server URL with --key")
+        if args.project:
+            url, key, rules = command.target_of_project(data_dir, settings.metadata_url, args.project)
+        else:
+            if not args.key:
+                raise ValueError("--server needs --key hm_sk_… (the project's server key, on its settings page)")
+            url, key, rules = args.server, args.key, parse_rules("")
+        if args.rules:
+            rules = parse_rules(args.rules.read_text())
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    state = args.state or command.default_state_path(data_dir, args.file)
+    return command.run_ingest(
+        args.file, args.log_format_name, server_url=url, server_key=key, rules=rules, state_path=state,
+        follow=args.follow,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = _settings(args)
@@ -243,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         return _user_command(args, MetaStore(settings.metadata_url, Path(settings.data_dir)))
     if args.command == "quarantine":
         return _quarantine_command(args, settings)
+    if args.command == "ingest-log":
+        return _ingest_command(args, settings)
     if args.command == "doctor":
         from hitmetrix.ops import doctor as doctor_checks
 

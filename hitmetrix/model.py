@@ -54,6 +54,12 @@ class StoredBatch(msgspec.Struct, kw_only=True, array_like=True):
     user_agent: str = ""
     events: list[StoredEvent] = []
     recording: list[StoredChunk] = []
+    # Appended for detection; array_like encoding keeps older spool segments decodable because
+    # missing trailing fields take their defaults.
+    source: str = ""  # "" browser tracker, "middleware", "log"
+    ip_key: str = ""  # keyed hash of the FULL client address (hitmetrix.detect.keys.ip_key)
+    ip_net: str = ""  # the full address's /24 (IPv4) or /64 (IPv6) as CIDR text
+    crawler: str = ""  # claimed crawler + ":verified" / ":unverified"; "" when none is claimed
 
 
 _encoder = msgspec.msgpack.Encoder()

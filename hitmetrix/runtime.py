@@ -1,8 +1,8 @@
 """The running parts of one Hitmetrix node, composed from settings.
 
-Owns the metadata store, the event store, the blob store, the spool and the
-loader, and starts/stops them in order. The web layer and the CLI use this;
-nothing here imports them.
+Owns the metadata store, the event store, the blob store, the spool, the
+loader and the detection engine, and starts/stops them in order. The web
+layer and the CLI use this; nothing here imports them.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -17,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hitmetrix.assets import AssetFetcher, AssetStore, AssetWorker
+from hitmetrix.detect.process import DetectionProcess
 from hitmetrix.loader import Loader
 from hitmetrix.loader.rows import RecordingRow
 from hitmetrix.settings import Settings
 from hitmetrix.spool import Spool
+from hitmetrix.spool.writer import DONE_DIR
 from hitmetrix.store import accounts
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import ChdbStore, EventStore
@@ -76,6 +79,8 @@ class Runtime:
     clock: Callable[[], float] = field(default_factory=lambda: time.time)
     # Captures the stylesheets, images and fonts of stored recordings (None: no capture).
     assets: AssetWorker | None = None
+    # Runs the detectors over every sealed spool segment, in a process of its own (None: setting detect off).
+    detection: DetectionProcess | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -83,7 +88,11 @@ class Runtime:
 
     def start(self) -> None:
         self.spool.add_seal_listener(self.loader.wake)
+        if self.detection is not None:
+            self.spool.add_seal_listener(self.detection.wake)
         self.spool.start()
+        if self.detection is not None:
+            self.detection.start()
         self.loader.start()
         if self.assets is not None:
             self.assets.start()
@@ -100,6 +109,8 @@ class Runtime:
             self.loader.load_once(drain_recordings=False)
         except Exception:  # noqa: BLE001 - left in the spool, loaded at the next start
             log.exception("could not load every sealed segment at shutdown; they stay in the spool")
+        if self.detection is not None:
+            self.detection.stop()  # observes what the spool sealed on close, then writes its cursor
         if self.assets is not None:
             self.assets.stop()
         self.store.close()
@@ -187,6 +198,7 @@ def build_runtime(settings: Settings) -> Runtime:
             assets.enqueue(row.project_id, row.session_id, row.path)
 
     loader.chunk_worker.add_stored_listener(capture_assets)
+    detection = build_detection(settings.replace(data_dir=data_dir), spool)
     return Runtime(
         settings=settings,
         meta=meta,
@@ -197,7 +209,20 @@ def build_runtime(settings: Settings) -> Runtime:
         projects=ProjectCache(meta),
         admin_token=ensure_admin_token(data_dir),
         assets=assets,
+        detection=detection,
     )
+
+
+def build_detection(settings: Settings, spool: Spool) -> DetectionProcess | None:
+    """The detection engine (a child process of its own), with the spool retaining the segments the loader
+    removes until detection is done with them (None with detection off)."""
+    done_dir = spool.directory / DONE_DIR
+    if not settings.detect:
+        if done_dir.is_dir():  # kept while detection was on: nobody reads them now
+            shutil.rmtree(done_dir, ignore_errors=True)
+        return None
+    spool.retain_removed_segments()
+    return DetectionProcess(settings)
 
 
 def project_origins(meta: MetaStore, project_id: int) -> list[str]:

@@ -1,5 +1,6 @@
-// Builds the tracker into ../hitmetrix/web/static/hm.js and enforces the size budget.
-// Usage: npm run build   (exits 1 when the gzipped bundle is over budget)
+// Builds the tracker into ../hitmetrix/web/static/hm.js and its optional chunks beside it (hm-console.js,
+// hm-network.js, hm-vitals.js: loaded only when a project turns them on, see src/features.ts), and enforces
+// the size budgets. Usage: npm run build   (exits 1 when a gzipped bundle is over its budget)
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,6 +10,8 @@ import { gzipSync } from 'node:zlib';
 const here = dirname(fileURLToPath(import.meta.url));
 const outfile = join(here, '..', 'hitmetrix', 'web', 'static', 'hm.js');
 const GZIP_BUDGET_BYTES = 25 * 1024; // rrweb included: under Microsoft Clarity's 26 KB (issue 10)
+// The optional chunks, each loaded on its own: name -> gzip budget (web-vitals is most of hm-vitals.js).
+const CHUNK_GZIP_BUDGET_BYTES = { console: 3 * 1024, network: 3 * 1024, vitals: 4 * 1024 };
 
 /**
  * rrweb's canvas recording (a worker inlined as a string, 2D and WebGL hooks) weighs ~3 KB
@@ -67,13 +70,57 @@ function withLosslessStylesheets(source, path) {
   return `import { sheetText as hmSheetText, ruleText as hmRuleText } from ${css};\n` + source;
 }
 
+/**
+ * Options the tracker never sets (recorder.ts): no `hooks`, so rrweb's wrapping of every observer callback
+ * to call them first is left out; and collectFonts stays false, so its FontFace observer never runs
+ * (~0.65 KB gzipped together: room in the core for the optional features' loader and the bot signals).
+ */
+function withoutUnusedOptions(source, path) {
+  const cuts = [
+    ['\nfunction initFontObserver({ fontCb, doc }) {', '\nfunction initSelectionObserver(param) {',
+      '\nfunction initFontObserver() { return () => {}; }'],
+    ['\nfunction mergeHooks(o, hooks) {', '\nfunction initObservers(o, hooks = {}) {', '\nfunction mergeHooks() {}'],
+  ];
+  for (const [from, to, stub] of cuts) {
+    const i = source.indexOf(from);
+    const j = source.indexOf(to);
+    const declared = i < 0 || j < i ? [] : source.slice(i, j).match(/^(const|let|var|function|class) \w+/gm) || [];
+    if (source.split(from).length !== 2 || declared.length !== 1) {
+      throw new Error(`${path}: not the rrweb layout this build edits (${from.trim()})`);
+    }
+    source = source.slice(0, i) + stub + source.slice(j);
+  }
+  return source;
+}
+
+/**
+ * rrweb's inlining of <img> pixels into the snapshot (a canvas per image, crossOrigin retries) runs only with
+ * inlineImages, which the tracker never sets (the server captures images itself, hitmetrix/assets); and its
+ * test of a 2D canvas for blankness runs only on canvases its canvas recording (left out above) marked. Both
+ * cut, so that the core can carry the constructed stylesheets' text (src/css.ts watchSheets). The canvas
+ * snapshot stays: recordCanvas serialises any canvas's pixels without them.
+ */
+function withoutInlineImages(source, path) {
+  const from = source.indexOf('\n  if (tagName === "img" && inlineImages) {');
+  const to = source.indexOf('\n  if (["audio", "video"].includes(tagName)) {');
+  const cut = source.slice(from, to);
+  if (from < 0 || to < from || source.split('inlineImages) {').length !== 2 || !cut.includes('recordInlineImage')) {
+    throw new Error(`${path}: not the rrweb layout this build edits (inlineImages)`);
+  }
+  source = source.slice(0, from) + source.slice(to);
+  const marked = /\n {4}if \(n\.__context === "2d"\) \{\n {6}if \(!is2DCanvasBlank\(n\)\) \{\n[^}]*\}\n {4}\} else if \(!\("__context" in n\)\) \{/;
+  if (source.split(marked).length !== 2) throw new Error(`${path}: not the rrweb layout this build edits (canvas)`);
+  return source.replace(marked, '\n    {');
+}
+
 /** The build fails if the pinned rrweb is laid out differently, rather than ship a half-edited copy. */
 const editedRrweb = {
   name: 'edited-rrweb',
   setup(b) {
     b.onLoad({ filter: /[\\/]@rrweb[\\/]record[\\/]dist[\\/]record\.js$/ }, ({ path }) => {
       let source = readFileSync(path, 'utf8');
-      for (const edit of [withoutCanvasRecording, withoutCrossOriginIframes, withLosslessStylesheets]) {
+      for (const edit of [withoutCanvasRecording, withoutCrossOriginIframes, withoutUnusedOptions,
+        withoutInlineImages, withLosslessStylesheets]) {
         source = edit(source, path);
       }
       return { contents: source, loader: 'js' };
@@ -97,12 +144,40 @@ await build({
   plugins: [editedRrweb],
 });
 
-const code = readFileSync(outfile);
-const size = { bytes: code.length, gzip_bytes: gzipSync(code, { level: 9 }).length };
-mkdirSync(join(here, 'dist'), { recursive: true });
-writeFileSync(join(here, 'dist', 'size.json'), JSON.stringify(size) + '\n');
-console.log(`hm.js: ${size.bytes} bytes, ${size.gzip_bytes} bytes gzipped (budget ${GZIP_BUDGET_BYTES})`);
-if (size.gzip_bytes > GZIP_BUDGET_BYTES) {
-  console.error(`hm.js is over its size budget by ${size.gzip_bytes - GZIP_BUDGET_BYTES} bytes gzipped`);
-  process.exit(1);
+// The chunks reach the core through window.hitmetrix._host (src/redact.ts): no rrweb, nothing shared by import.
+for (const name of Object.keys(CHUNK_GZIP_BUDGET_BYTES)) {
+  await build({
+    entryPoints: [join(here, 'src', `${name}.ts`)],
+    outfile: join(dirname(outfile), `hm-${name}.js`),
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    target: 'es2018',
+    platform: 'browser',
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
 }
+
+const gzipSize = (file) => {
+  const code = readFileSync(file);
+  return { bytes: code.length, gzip_bytes: gzipSync(code, { level: 9 }).length };
+};
+const size = gzipSize(outfile);
+const budgets = { 'hm.js': GZIP_BUDGET_BYTES };
+const chunks = {};
+for (const [name, budget] of Object.entries(CHUNK_GZIP_BUDGET_BYTES)) {
+  chunks[`hm-${name}.js`] = gzipSize(join(dirname(outfile), `hm-${name}.js`));
+  budgets[`hm-${name}.js`] = budget;
+}
+mkdirSync(join(here, 'dist'), { recursive: true });
+writeFileSync(join(here, 'dist', 'size.json'), JSON.stringify({ ...size, chunks }) + '\n');
+let over = false;
+for (const [file, { bytes, gzip_bytes }] of Object.entries({ 'hm.js': size, ...chunks })) {
+  console.log(`${file}: ${bytes} bytes, ${gzip_bytes} bytes gzipped (budget ${budgets[file]})`);
+  if (gzip_bytes > budgets[file]) {
+    console.error(`${file} is over its size budget by ${gzip_bytes - budgets[file]} bytes gzipped`);
+    over = true;
+  }
+}
+if (over) process.exit(1);

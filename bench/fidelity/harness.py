@@ -34,6 +34,9 @@ PAGES = Path(__file__).resolve().parent / "pages"
 VIEWPORT: ViewportSize = {"width": 1024, "height": 768}
 SSIM_TARGET = 0.99
 TRACKER_MARKER = "<!-- hitmetrix -->"
+# The tag as the first thing in the head, without `async`: for a page whose scripts build stylesheets as it
+# loads, so that the tracker sees them being made (tracker/src/css.ts watchSheets).
+TRACKER_FIRST_MARKER = "<!-- hitmetrix first -->"
 # Longest a replayed stylesheet may take to load before the screenshot is taken without it.
 STYLESHEET_WAIT_MS = 5000
 # Longest the server may take to capture a session's assets before the replay goes on without them.
@@ -104,8 +107,10 @@ class Site:
         if self.root.exists():
             shutil.rmtree(self.root)
         shutil.copytree(PAGES, self.root)
+        first_tag = tracker_tag.replace("<script async ", "<script ")
         for page in self.root.glob("*.html"):
-            page.write_text(page.read_text().replace(TRACKER_MARKER, tracker_tag))
+            html = page.read_text().replace(TRACKER_FIRST_MARKER, first_tag)
+            page.write_text(html.replace(TRACKER_MARKER, tracker_tag))
         write_probe_font(self.root / "fonts" / "probe.ttf")
 
     def stop(self) -> None:
@@ -158,13 +163,20 @@ PIN_REPLAY_1_TO_1 = """() => {
   return [r.x, r.y, r.width, r.height];
 }"""
 
-REPLAY_SETTLED = """async (waitMs) => {
+REPLAY_SETTLED = r"""async (waitMs) => {
   const doc = window.hmReplay.player.getReplayer().iframe.contentDocument;
   const sheets = () => Array.from(doc.querySelectorAll('link[rel~=stylesheet]')).every((l) => l.sheet);
   const until = Date.now() + waitMs;
   while (!sheets() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
   await doc.fonts.ready;
   await Promise.all(Array.from(doc.images, (img) => img.decode().catch(() => null)));
+  // A recorded canvas shows its pixels as a background image (dashboard/src/chunks.ts): decoded like the images.
+  const backgrounds = Array.from(doc.querySelectorAll('canvas'), (c) => /url\("(.*)"\)/.exec(c.style.backgroundImage));
+  await Promise.all(backgrounds.filter(Boolean).map((m) => {
+    const img = new Image();
+    img.src = m[1];
+    return img.decode().catch(() => null);
+  }));
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   return sheets();
 }"""

@@ -19,15 +19,26 @@
  * allowed origins (`data-media-origins`, the same list as the page's CSP).
  * The replay document gets a `no-referrer` policy of its own on top of the
  * page's, so that no request it makes names the dashboard.
+ *
+ * Watching: the player's length is the session's (from its first to its last
+ * event, analytics or recorded), not only the recorded chunks' span: empty
+ * `hm-pad` custom events mark the session's start and end on the recording's
+ * clock. Keyboard shortcuts are in shortcuts.ts, the placeholder of blocked
+ * elements in blocked.ts, and following a session still in progress in
+ * follow.ts (the page says whether it is live: `data-live`).
  */
 import Player from 'rrweb-player';
 import 'rrweb-player/dist/style.css';
 import './replay.css';
-import { ChunkInfo, SessionApi, SessionEvent, parseChunks } from './chunks';
+import { ChunkInfo, RecordingProgress, SessionApi, SessionEvent, parseChunks } from './chunks';
 import { formatClock } from './format';
 import { AssetMap, assetNotice, fetchAssetMap } from './assets';
 import { RecordedEvent, RecordingSanitiser } from './sanitise';
 import { Timeline, recordedTime } from './timeline';
+import { DevPanes } from './devpanes';
+import { Shortcuts } from './shortcuts';
+import { BLOCKED_STYLE_RULES, markBlocked } from './blocked';
+import { LiveFollower, PAD_TAG, padEvent } from './follow';
 
 const CONTROLLER_HEIGHT_PX = 80; // rrweb-player's controller bar
 const META_EVENT = 4;
@@ -37,6 +48,11 @@ const SPEEDS = [1, 2, 4, 8];
 // The tracker sends a page's first snapshot at once, so chunk 0 often spans a few milliseconds:
 // start with two chunks, or playback would stall on its first frame.
 const INITIAL_CHUNKS = 2;
+const URL_EVENT_TAG = 'hm-url';
+/** A recorded URL longer than this is shown cut (it is still only text). */
+const MAX_SHOWN_URL_CHARS = 2048;
+// How often the event list of a live session is read again.
+const LIVE_EVENTS_REFRESH_MS = 5000;
 
 /** What tests (and curious developers) can read from the page. */
 export interface HmReplay {
@@ -58,6 +74,14 @@ export interface HmReplay {
   lastCopiedLink: string;
   /** The session's captured assets (null until loaded, or if they could not be). */
   assetMap: AssetMap | null;
+  /** The session is still being recorded and the replay follows it. */
+  live: boolean;
+  /** While live: how far behind the visitor the player plays, and whether it is there now. */
+  liveDelayMs(): number;
+  atLive(): boolean;
+  /** The session's start and end on the recording's clock (the player's offset 0 and its length). */
+  sessionStartMs: number;
+  sessionEndMs: number;
 }
 
 declare global {
@@ -87,12 +111,20 @@ class ReplayPage {
   private sanitiser: RecordingSanitiser;
   private player: Player | null = null;
   private timeline: Timeline;
+  private devPanes: DevPanes; // console and network panes (devpanes.ts)
   private currentMs = 0;
   private pendingSeekMs: number | null = null;
   private stalledAtMs: number | null = null;
   private startTime = 0;
   private lastMetaHref = '';
   private resizeTimer = 0;
+  /** Server clock minus the visitor's (rrweb's) clock, from the session's events. */
+  private skewMs = 0;
+  private follower: LiveFollower | null = null;
+  private eventsRefreshedAt = 0;
+  private shortcuts: Shortcuts;
+  /** The first chunks, asked for at once: they load while the assets and events are read. */
+  private prefetched = new Map<number, Promise<RecordedEvent[]>>();
   readonly state: HmReplay;
 
   private playerBox = byId<HTMLDivElement>('hm-player');
@@ -106,6 +138,7 @@ class ReplayPage {
     this.allowedOrigins = [location.origin, ...parseOrigins(root.dataset.mediaOrigins)];
     this.sanitiser = new RecordingSanitiser(this.allowedOrigins);
     this.timeline = new Timeline(byId<HTMLOListElement>('hm-events'), (ms) => this.seek(ms), root.dataset.timeZone);
+    this.devPanes = new DevPanes(root, this.timeline, (ms) => this.seek(ms));
     const page = this;
     this.state = {
       ready: false,
@@ -124,12 +157,26 @@ class ReplayPage {
       },
       lastCopiedLink: '',
       assetMap: null,
+      live: root.dataset.live === 'true',
+      liveDelayMs: () => (page.follower ? page.follower.delayMs : 0),
+      atLive: () => (page.follower ? page.follower.atLive() : false),
+      sessionStartMs: 0,
+      sessionEndMs: 0,
     };
     byId<HTMLSelectElement>('hm-event-filter').addEventListener('change', (e) => {
       this.timeline.applyFilter((e.target as HTMLSelectElement).value);
       this.timeline.highlight(this.currentMs);
     });
     this.copyButton.addEventListener('click', () => void this.copyLink());
+    this.shortcuts = new Shortcuts(
+      {
+        togglePlay: () => this.player?.toggle(),
+        seekBy: (deltaMs) => this.seekBy(deltaMs),
+        setSpeedIndex: (index) => this.setSpeed(SPEEDS[Math.max(0, Math.min(SPEEDS.length - 1, index))]),
+        stepSpeed: (step) => this.stepSpeed(step),
+      },
+      document.getElementById('hm-keys-button') as HTMLButtonElement | null,
+    );
   }
 
   async start(): Promise<void> {
@@ -137,6 +184,7 @@ class ReplayPage {
       this.showNote(`Could not load the session's events (${String(e)}).`, this.byIdList());
       return [] as SessionEvent[];
     });
+    if (!this.chunks.length && this.state.live) await this.waitForFirstChunks();
     if (!this.chunks.length) {
       this.fail('This session has no recording: recording may be off for the site, or its data has not arrived yet.');
       const events = await eventsPromise;
@@ -144,7 +192,15 @@ class ReplayPage {
       return;
     }
     const target = seekParam(location.search);
+    for (const chunk of this.chunks.slice(0, INITIAL_CHUNKS)) {
+      const raw = this.api.chunk(chunk.seq);
+      raw.catch(() => undefined); // read (and its failure handled) in fetchChunk
+      this.prefetched.set(chunk.seq, raw);
+    }
     await this.useCapturedAssets();
+    // The session's analytics events give its start and end on the recording's clock (the player's length).
+    const sessionEvents = await eventsPromise;
+    this.setSessionBounds(sessionEvents);
     let initial: RecordedEvent[];
     try {
       initial = await this.loadInitial(target);
@@ -159,12 +215,150 @@ class ReplayPage {
       return;
     }
     this.createPlayer(initial, target);
-    this.timeline.setEvents(await eventsPromise, this.startTime);
+    this.timeline.setEvents(sessionEvents, this.startTime);
     this.refreshProgress();
     this.state.ready = true;
     window.setInterval(() => this.tick(), 200);
     this.tick();
     await this.loadRest();
+    if (this.state.live) this.follow(target === null);
+    else this.padToSessionEnd();
+  }
+
+  /** The session's start and end on the recording's clock: the server's times, less the visitor's clock skew. */
+  private setSessionBounds(events: SessionEvent[]): void {
+    let earliest: SessionEvent | null = null;
+    for (const e of events) if (typeof e.client_ts === 'number' && (!earliest || e.ts < earliest.ts)) earliest = e;
+    this.skewMs = earliest ? earliest.ts - (earliest.client_ts as number) : 0;
+    const started = Number(this.root.dataset.started);
+    const durationMs = Math.max(0, Number(this.root.dataset.durationMs) || 0);
+    if (!isFinite(started) || started <= 0) return;
+    this.state.sessionStartMs = started - this.skewMs;
+    this.state.sessionEndMs = started + durationMs - this.skewMs;
+  }
+
+  /** A live session whose first chunk has not arrived yet: wait for it (the page says so meanwhile). */
+  private async waitForFirstChunks(): Promise<void> {
+    this.showNote('The visitor is on the site now: waiting for the first part of the recording…', this.playerBox);
+    for (let attempt = 0; attempt < 120 && !this.chunks.length; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      try {
+        const progress = await this.api.progress(-1);
+        this.chunks = progress.chunks;
+        this.state.totalChunks = this.chunks.length;
+        if (!progress.live) break;
+      } catch (e) {
+        console.warn('live replay: could not ask for the first chunks', e);
+      }
+    }
+  }
+
+  /** Sanitised events of one chunk, blocked elements marked for their placeholder. */
+  private async fetchChunk(seq: number): Promise<RecordedEvent[]> {
+    const raw = this.prefetched.get(seq);
+    this.prefetched.delete(seq);
+    return markBlocked(this.sanitiser.events(await (raw || this.api.chunk(seq))));
+  }
+
+  /** A finished session: the player ends at the session's end, even when the recording stops earlier. */
+  private padToSessionEnd(): void {
+    if (!this.player) return;
+    const { endTime } = this.player.getMetaData();
+    const end = this.state.sessionEndMs;
+    if (end > endTime && end - this.startTime <= this.sessionLengthBoundMs()) {
+      this.player.addEvent(padEvent(end) as Parameters<Player['addEvent']>[0]);
+      // addEvent lands in a microtask, and the controller reads the new length after it.
+      window.setTimeout(() => this.refreshProgress(), 0);
+    }
+  }
+
+  /** Pads never stretch the player past what the session's own times allow (a wrong skew would). */
+  private sessionLengthBoundMs(): number {
+    return Math.max(0, this.state.sessionEndMs - this.state.sessionStartMs) + 60_000;
+  }
+
+  private follow(jumpNow: boolean): void {
+    const page = this;
+    const follower = new LiveFollower(
+      this.api,
+      {
+        player: () => page.player,
+        startTime: () => page.startTime,
+        skewMs: () => page.skewMs,
+        lastSeq: () => (page.chunks.length ? page.chunks[page.chunks.length - 1].seq : -1),
+        addChunk: (chunk) => page.addLiveChunk(chunk),
+        ended: (progress) => page.liveEnded(progress),
+        newData: () => void page.refreshLiveEvents(),
+      },
+      byId<HTMLSpanElement>('hm-live'),
+      byId<HTMLButtonElement>('hm-jump-live'),
+      Number(this.root.dataset.nowMs),
+    );
+    this.follower = follower;
+    follower.start(jumpNow);
+  }
+
+  private async addLiveChunk(chunk: ChunkInfo): Promise<void> {
+    this.chunks.push(chunk);
+    this.state.totalChunks = this.chunks.length;
+    let events: RecordedEvent[] = [];
+    try {
+      events = await this.fetchChunk(chunk.seq);
+    } catch (e) {
+      this.state.failedChunks.push(chunk.seq);
+      console.warn(`recording chunk ${chunk.seq} could not be loaded`, e);
+    }
+    for (const e of events) {
+      this.player!.addEvent(e as Parameters<Player['addEvent']>[0]);
+      this.noteUrl(e);
+    }
+    this.state.loadedChunks++;
+    this.showLoading();
+  }
+
+  private async refreshLiveEvents(): Promise<void> {
+    if (Date.now() - this.eventsRefreshedAt < LIVE_EVENTS_REFRESH_MS) return;
+    this.eventsRefreshedAt = Date.now();
+    try {
+      this.timeline.setEvents(await this.api.events(), this.startTime);
+      this.refreshProgress();
+    } catch (e) {
+      console.warn('live replay: could not read the session events again', e);
+    }
+  }
+
+  /** The session stopped being live: the follower's pads past its end go, and the player ends where it did. */
+  private liveEnded(progress: RecordingProgress): void {
+    this.state.live = false;
+    if (progress.started_at !== null && progress.duration_ms !== null) {
+      this.state.sessionEndMs = progress.started_at + progress.duration_ms - this.skewMs;
+    }
+    const player = this.player;
+    if (!player) return;
+    const context = player.getReplayer().service.state.context;
+    const lastReal = context.events.reduce((last, e) => (isPad(e) ? last : Math.max(last, e.timestamp)), 0);
+    const keepUntil = Math.max(lastReal, this.state.sessionEndMs);
+    for (let i = context.events.length - 1; i >= 0 && isPad(context.events[i]); i--) {
+      if (context.events[i].timestamp > keepUntil) context.events.splice(i, 1);
+    }
+    this.padToSessionEnd();
+  }
+
+  private seekBy(deltaMs: number): void {
+    if (!this.player) return;
+    const now = this.player.getReplayer().getCurrentTime();
+    this.seek(Math.max(0, Math.min(now + deltaMs, this.player.getMetaData().totalTime)));
+  }
+
+  private setSpeed(speed: number): void {
+    this.player?.setSpeed(speed);
+  }
+
+  private stepSpeed(step: number): void {
+    if (!this.player) return;
+    const current = SPEEDS.indexOf(this.player.getReplayer().config.speed);
+    const index = Math.max(0, Math.min(SPEEDS.length - 1, (current < 0 ? 0 : current) + step));
+    this.setSpeed(SPEEDS[index]);
   }
 
   /** Chunks from the first until the events can start a replay (and reach `targetMs`, if any). */
@@ -173,14 +367,15 @@ class ReplayPage {
     let first = Infinity;
     while (this.state.loadedChunks < this.chunks.length) {
       const chunk = this.chunks[this.state.loadedChunks];
-      const loaded = this.sanitiser.events(await this.api.chunk(chunk.seq));
+      const loaded = await this.fetchChunk(chunk.seq);
       events = events.concat(loaded); // not push(...loaded): a huge chunk would overflow the call stack
       for (const e of loaded) first = Math.min(first, e.timestamp);
       this.state.loadedChunks++;
       this.showLoading();
       if (this.state.loadedChunks < INITIAL_CHUNKS) continue;
       if (events.length < 2 || !events.some((e) => e.type === FULL_SNAPSHOT_EVENT)) continue;
-      if (targetMs === null || chunk.last_ts - first >= targetMs) break;
+      const zero = this.state.sessionStartMs > 0 ? Math.min(first, this.state.sessionStartMs) : first;
+      if (targetMs === null || chunk.last_ts - zero >= targetMs) break;
     }
     return events.sort((a, b) => a.timestamp - b.timestamp);
   }
@@ -190,7 +385,7 @@ class ReplayPage {
       const chunk = this.chunks[this.state.loadedChunks];
       let events: RecordedEvent[] = [];
       try {
-        events = this.sanitiser.events(await this.api.chunk(chunk.seq));
+        events = await this.fetchChunk(chunk.seq);
       } catch (e) {
         // Replay what we have: rrweb skips changes to nodes it never saw.
         this.state.failedChunks.push(chunk.seq);
@@ -211,6 +406,12 @@ class ReplayPage {
 
   private createPlayer(events: RecordedEvent[], targetMs: number | null): void {
     this.playerBox.textContent = '';
+    // The session began before its recording (the page's first event comes before rrweb's first snapshot).
+    const sessionStart = this.state.sessionStartMs;
+    if (sessionStart > 0 && events[0].timestamp > sessionStart && events[0].timestamp - sessionStart <= this.sessionLengthBoundMs()) {
+      events = [padEvent(sessionStart) as RecordedEvent, ...events];
+    }
+    const live = this.state.live;
     const { width, height } = this.playerSize();
     const player = new Player({
       target: this.playerBox,
@@ -218,14 +419,17 @@ class ReplayPage {
         events: events as Parameters<Player['addEvent']>[0][],
         width,
         height,
-        autoPlay: targetMs === null,
-        skipInactive: true,
+        // A live replay starts at the live point once every chunk so far is in; it never skips ahead of it.
+        autoPlay: targetMs === null && !live,
+        skipInactive: !live,
         speedOption: SPEEDS,
         showController: true,
         mouseTail: true,
         showWarning: false,
         // Never UNSAFE_replayCanvas: it would add allow-scripts to the replay iframe's sandbox.
         UNSAFE_replayCanvas: false,
+        // Inserted through the CSSOM (the replay page's CSP allows it): blocked elements get a visible placeholder.
+        insertStyleRules: BLOCKED_STYLE_RULES,
       },
     });
     this.player = this.state.player = player;
@@ -238,6 +442,8 @@ class ReplayPage {
     iframe.setAttribute('referrerpolicy', 'no-referrer');
     pinNoReferrer(iframe.contentDocument);
     replayer.on('fullsnapshot-rebuilded', () => pinNoReferrer(iframe.contentDocument));
+    this.shortcuts.listenTo(iframe.contentWindow);
+    replayer.on('fullsnapshot-rebuilded', () => this.shortcuts.listenTo(iframe.contentWindow));
     const fragment = new FragmentFollower(iframe);
     replayer.on('event-cast', (e) => fragment.cast(e as RecordedEvent));
     replayer.on('fullsnapshot-rebuilded', () => fragment.onRebuild());
@@ -272,15 +478,24 @@ class ReplayPage {
     side.style.height = sideBySide ? `${Math.round(stage.getBoundingClientRect().height)}px` : '';
   }
 
-  /** URLs from Meta events, and page loads (full snapshots) for seeking to a pageview. */
+  /**
+   * URLs from Meta events and the tracker's `hm-url` events (a new fragment), and page loads (full
+   * snapshots) for seeking to a pageview. A URL is only ever shown as text: whatever a recording
+   * says, the label never becomes a link, markup or a navigation.
+   */
   private noteUrl(e: RecordedEvent): void {
     const offset = Math.max(0, e.timestamp - this.startTime);
+    this.devPanes.add(e, offset);
     if (e.type === META_EVENT) {
       const href = (e.data as { href?: unknown } | undefined)?.href;
       if (typeof href === 'string' && href) {
         this.lastMetaHref = href;
-        this.timeline.addUrl(offset, href);
+        this.timeline.addUrl(offset, href.slice(0, MAX_SHOWN_URL_CHARS));
       }
+    } else if (e.type === CUSTOM_EVENT) {
+      const data = e.data as { tag?: unknown; payload?: { href?: unknown } } | undefined;
+      const href = data && data.tag === URL_EVENT_TAG && data.payload ? data.payload.href : undefined;
+      if (typeof href === 'string' && href) this.timeline.addUrl(offset, href.slice(0, MAX_SHOWN_URL_CHARS));
     } else if (e.type === FULL_SNAPSHOT_EVENT) {
       this.timeline.addSnapshot(offset, this.lastMetaHref);
     }
@@ -349,6 +564,7 @@ class ReplayPage {
       this.urlLabel.title = url;
     }
     this.timeline.highlight(this.currentMs);
+    this.devPanes.highlight(this.currentMs);
     this.copyButton.title = `Copy a link to ${formatClock(this.currentMs)}`;
   }
 
@@ -434,6 +650,10 @@ class ReplayPage {
   }
 }
 
+function isPad(e: { type: number; data?: unknown }): boolean {
+  return e.type === CUSTOM_EVENT && !!e.data && (e.data as { tag?: unknown }).tag === PAD_TAG;
+}
+
 function parseOrigins(raw: string | undefined): string[] {
   try {
     const parsed: unknown = JSON.parse(raw || '[]');
@@ -458,7 +678,7 @@ class FragmentFollower {
 
   cast(e: RecordedEvent): void {
     const data = (e.data || {}) as { href?: unknown; tag?: unknown; payload?: { href?: unknown } };
-    const custom = e.type === CUSTOM_EVENT && data.tag === 'hm-url';
+    const custom = e.type === CUSTOM_EVENT && data.tag === URL_EVENT_TAG;
     const href = e.type === META_EVENT ? data.href : custom && data.payload && data.payload.href;
     if (typeof href !== 'string') return;
     try {

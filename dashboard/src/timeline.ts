@@ -83,11 +83,20 @@ function compactProps(props: Record<string, unknown>): string {
   return text.length > 160 ? text.slice(0, 159) + '…' : text;
 }
 
+interface RecordedMarker {
+  offset: number;
+  kind: string;
+  title: string;
+  marker: HTMLSpanElement | null;
+}
+
 export class Timeline {
   private entries: Entry[] = [];
   private urls: { offset: number; url: string }[] = [];
   private snapshots: { offset: number; url: string }[] = [];
   private markerTrack: HTMLDivElement | null = null;
+  /** Markers for what the recording itself holds (console errors, failed requests: devpanes.ts). */
+  private recordedMarkers: RecordedMarker[] = [];
   private current: Entry | null = null;
   private filter = '';
   private startTime = 0;
@@ -167,6 +176,23 @@ export class Timeline {
     for (const entry of this.entries) entry.item.hidden = !!type && entry.event.type !== type;
   }
 
+  /** A marker at an offset for something in the recording; `kind` names its colour (hm-marker-<kind>). */
+  addMarker(offset: number, kind: string, title: string): void {
+    const m: RecordedMarker = { offset, kind: /^[a-z-]+$/.test(kind) ? kind : 'other', title, marker: null };
+    this.recordedMarkers.push(m);
+    if (this.markerTrack) this.renderRecordedMarker(m, this.markerTrack); // just this one: there may be thousands
+  }
+
+  private renderRecordedMarker(m: RecordedMarker, track: HTMLDivElement): void {
+    if (!m.marker) {
+      m.marker = document.createElement('span');
+      m.marker.className = `hm-marker hm-marker-${m.kind}`;
+      m.marker.title = m.title;
+      track.appendChild(m.marker);
+    }
+    this.place(m.marker, m.offset);
+  }
+
   /** Put the markers into the player's progress bar (again, when the loaded duration changes). */
   attachMarkers(progressBar: HTMLElement, totalMs: number): void {
     this.totalMs = totalMs;
@@ -181,6 +207,7 @@ export class Timeline {
   private renderMarkers(): void {
     const track = this.markerTrack;
     if (!track) return;
+    for (const m of this.recordedMarkers) this.renderRecordedMarker(m, track);
     for (const entry of this.entries) {
       if (!MARKED.has(entry.event.type)) continue;
       if (!entry.marker) {
@@ -191,10 +218,14 @@ export class Timeline {
         track.appendChild(marker);
         entry.marker = marker;
       }
-      const inRange = this.totalMs > 0 && entry.offset <= this.totalMs;
-      entry.marker.hidden = !inRange;
-      if (inRange) entry.marker.style.left = `${(100 * entry.offset) / this.totalMs}%`;
+      this.place(entry.marker, entry.offset);
     }
+  }
+
+  private place(marker: HTMLSpanElement, offset: number): void {
+    const inRange = this.totalMs > 0 && offset <= this.totalMs;
+    marker.hidden = !inRange;
+    if (inRange) marker.style.left = `${(100 * offset) / this.totalMs}%`;
   }
 
   /** Highlight the last event at or before the playback time, keeping it in view in the list. */

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from hitmetrix.model import StoredBatch
@@ -44,3 +45,8 @@ class CaptureContext:
     monotonic: Callable[[], float] = time.monotonic  # rate limiting
     # Told of each batch once it is durable (the live feed), on the event loop: must be quick and never raise.
     on_accepted: Callable[[StoredBatch], None] | None = None
+    # Keys full client addresses and usernames for detection (hitmetrix.detect.keys.install_secret);
+    # the default, a random one per process, suits tests only: keys would change at every start.
+    install_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # Resolves server keys (hm_sk_…) for server sources; None: server sources are off.
+    resolve_server_key: Callable[[str], CaptureProject | None] | None = None

@@ -37,6 +37,7 @@ from hitmetrix.capture.network import IPAddress, client_address, parse_trusted_p
 from hitmetrix.capture.ratelimit import RateLimiter
 from hitmetrix.capture.recording import RecordingLimits, check_recording, compressed_bytes
 from hitmetrix.capture.schema import CaptureError, IncomingChunk, check_body_depth, decode_batch_body, key_in_body
+from hitmetrix.detect.crawler import shared_verifier
 from hitmetrix.model import encode_batch
 
 BATCH_PATH = "/api/v1/batch"
@@ -91,7 +92,11 @@ class CaptureEndpoint:
             max_json_depth=settings.max_json_depth,
         )
         self.env = EnrichEnv(
-            clock=ctx.clock, trusted_proxies=parse_trusted_proxies(settings.trusted_proxies), geoip=settings.geoip
+            clock=ctx.clock,
+            trusted_proxies=parse_trusted_proxies(settings.trusted_proxies),
+            geoip=settings.geoip,
+            install_secret=ctx.install_secret,
+            crawlers=shared_verifier(settings),
         )
         # rate_limit_rps <= 0 switches rate limiting off (benchmarks from one address, trusted senders).
         self.limiter: RateLimiter | None = None

@@ -23,8 +23,14 @@ MAX_CHUNK_BASE64_BYTES = 1536 * 1024
 MAX_CHUNK_DATA_BYTES = MAX_CHUNK_BASE64_BYTES * 3 // 4
 GZIP_MAGIC = b"\x1f\x8b"
 
-EventType = Literal["pageview", "click", "submit", "scroll", "error", "pageleave", "custom", "identify"]
+# What the browser route takes: "request" and "auth" come only from server sources (ServerEvent), so
+# a browser can neither send nor forge them.
+EventType = Literal["pageview", "click", "submit", "scroll", "error", "pageleave", "custom", "identify", "signals"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+ServerEventType = Literal["request", "auth"]
+SERVER_EVENT_TYPES: tuple[str, ...] = get_args(ServerEventType)
+# Every type a stored event may have.
+ALL_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES + SERVER_EVENT_TYPES
 
 ClientId = Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 # Milliseconds since the epoch; 2**53 keeps them exact in JavaScript and in doubles.
@@ -168,3 +174,78 @@ def key_in_body(raw: bytes) -> str:
         raise CaptureError(400, f"malformed JSON: {exc}", "$") from None
     except RecursionError:
         raise CaptureError(400, "body nested too deep to decode", "$") from None
+
+
+# --- server sources: POST /api/v1/server/batch (docs/capture-api.md, "Server batch") ---------------------
+
+# An HTTP method token (RFC 9110); log lines carry odd ones from scanners, which we keep as sent.
+HttpMethod = Annotated[str, msgspec.Meta(max_length=32, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]*$")]
+# The tracker's session id (cookie hm_sid) or "": then capture makes a per-day request-timeline id.
+OptionalClientId = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^([A-Za-z0-9_-]{8,64})?$")]
+AuthKind = Literal["signin", "signup", "reset", "signout"]
+ServerSource = Literal["middleware", "log"]
+MAX_PATH_CHARS = 2048
+MAX_QUERY_CHARS = 4096
+MAX_SERVER_USER_AGENT_CHARS = 1024
+
+
+class ServerEvent(msgspec.Struct, kw_only=True, gc=False, forbid_unknown_fields=True):
+    """One request or auth outcome seen by the site's server. There is no password field, and unknown
+    fields are refused, so a password (or any other field a sender adds by mistake) never rides along."""
+
+    type: ServerEventType
+    id: EventId
+    ts: EpochMs
+    ip: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    user_agent: Annotated[str, msgspec.Meta(max_length=MAX_SERVER_USER_AGENT_CHARS)] = ""
+    session_id: OptionalClientId = ""
+    user_id: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    # request
+    method: HttpMethod = ""
+    path: Annotated[str, msgspec.Meta(max_length=MAX_PATH_CHARS)] = ""
+    query: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_CHARS)] = ""
+    route: Annotated[str, msgspec.Meta(max_length=512)] = ""
+    status: Annotated[int, msgspec.Meta(ge=0, le=999)] = 0
+    duration_ms: Annotated[float, msgspec.Meta(ge=0, le=86_400_000)] = 0.0
+    bytes: Annotated[int, msgspec.Meta(ge=0, le=2**53)] = 0
+    referrer: Annotated[str, msgspec.Meta(max_length=MAX_PATH_CHARS)] = ""
+    # auth
+    kind: AuthKind | None = None
+    ok: bool | None = None
+    username: Annotated[str, msgspec.Meta(max_length=320)] = ""
+    reason: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+class ServerBatch(msgspec.Struct, kw_only=True, gc=False, forbid_unknown_fields=True):
+    batch_id: ClientId
+    source: ServerSource
+    sent_at: EpochMs | None = None
+    events: list[ServerEvent] = []
+
+
+_server_batch_decoder = msgspec.json.Decoder(ServerBatch)
+
+
+def decode_server_batch(raw: bytes, *, max_events: int = 1000) -> ServerBatch:
+    """Decode and validate a (decompressed, depth-checked) server batch body, or raise ``CaptureError``."""
+    try:
+        raw.decode()
+        batch = _server_batch_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(exc) from None
+    except UnicodeDecodeError as exc:
+        raise CaptureError(400, f"body is not valid UTF-8: {exc.reason} at byte {exc.start}", "$") from None
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise CaptureError(400, f"malformed JSON: {exc}", "$") from None
+    except RecursionError:
+        raise CaptureError(400, "body nested too deep to decode", "$") from None
+    if len(batch.events) > max_events:
+        raise CaptureError(413, f"too many events: {len(batch.events)} > {max_events}", "$.events")
+    for index, event in enumerate(batch.events):
+        if event.type == "auth":
+            if event.kind is None:
+                message = "an auth event needs kind: signin, signup, reset or signout"
+                raise CaptureError(400, message, f"$.events[{index}].kind")
+            if event.ok is None:
+                raise CaptureError(400, "an auth event needs ok: true or false", f"$.events[{index}].ok")
+    return batch

@@ -15,6 +15,8 @@ COUNTER_NAMES = (
     "chunks_inboxed",
     "chunks_stored",
     "chunk_json_bytes_stored",
+    "units_written",
+    "chunks_compacted",
     "batches_quarantined",
     "chunks_quarantined",
     "segments_quarantined",

@@ -16,13 +16,21 @@ Crash points: after a blob write, before the index insert, the chunk is redone
 (same key, same bytes); after the insert, before the inbox file is removed, it
 is redone too, and the second index row collapses with the first
 (``recordings`` is a ReplacingMergeTree on project, session, seq, read FINAL).
+
+Large texts (stylesheets) leave the chunk for the project's text store, each
+written and synced before the chunk that refers to it. Once a session has had no
+chunk for ``unit_idle_s``, its chunk files are compacted into one zstd unit
+(``BlobStore.compact_session``: the unit is durable before they are deleted);
+the index keeps the chunk keys, and readers find a compacted chunk in its unit.
+Sessions left loose by a restart are found by a lazy walk of the blob store.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from hitmetrix.loader.chunks import ChunkRecoder, warm_up
 from hitmetrix.loader.counters import LoaderCounters
@@ -41,6 +49,16 @@ MAX_BACKOFF_S = 30.0
 # A project with at most 1/16 of the budget waiting (compressed bytes, a few MiB inflated at the
 # default) is light: it may cut a heavy project's turn short.
 LIGHT_WAITING_DIVISOR = 16
+# A session with no new chunk for this long is compacted into a unit (a visitor who comes back later gets a
+# second unit, merged with the first at the next compaction).
+UNIT_IDLE_S = 300.0
+# Per idle moment of the worker: sessions compacted, and sessions of the walk for loose chunks looked at.
+UNITS_PER_IDLE_ROUND = 8
+LOOSE_SESSIONS_PER_IDLE_ROUND = 64
+# The walk for loose sessions pauses while this many sessions wait for their unit (memory stays bounded).
+MAX_SESSIONS_TRACKED = 10_000
+# Under constant load the worker is never idle: it compacts at least this often anyway.
+COMPACT_EVERY_S = 30.0
 
 
 class ChunkWorker:
@@ -56,6 +74,8 @@ class ChunkWorker:
         max_json_depth: int,
         project_bytes_per_round: int,
         poll_interval_s: float = 1.0,
+        unit_idle_s: float = UNIT_IDLE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inbox = inbox
         self.blobs = blobs
@@ -71,6 +91,11 @@ class ChunkWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stored_listeners: list[Callable[[list[RecordingRow]], None]] = []
+        self.unit_idle_s = unit_idle_s
+        self.clock = clock
+        self._last_chunk_at: dict[tuple[int, str], float] = {}  # sessions with loose chunks: their last write
+        self._loose_walk: Iterator[tuple[int, str]] | None = None
+        self._compacted_at = clock()
 
     def add_stored_listener(self, listener: Callable[[list[RecordingRow]], None]) -> None:
         """Call ``listener`` with the index rows of the chunks of each turn, once they are durably stored.
@@ -104,6 +129,8 @@ class ChunkWorker:
             self._wake.clear()
             try:
                 handled = self.run_round(self._stop.is_set)
+                if not handled or self.clock() - self._compacted_at >= COMPACT_EVERY_S:
+                    self.compact_quiet_sessions(self._stop.is_set)
                 backoff_s = 0.0
             except Exception:
                 backoff_s = min(MAX_BACKOFF_S, 2 * backoff_s or FIRST_BACKOFF_S)
@@ -137,6 +164,37 @@ class ChunkWorker:
                     break
                 handled += self._turn(project_id, stopping)
             return handled
+
+    def compact_quiet_sessions(self, stopping: Callable[[], bool] = lambda: False) -> int:
+        """Compact up to ``UNITS_PER_IDLE_ROUND`` sessions quiet for ``unit_idle_s``; returns how many.
+
+        Also walks a little further through the blob store for sessions left loose by an earlier run: they
+        count as written now, and are compacted once that is ``unit_idle_s`` ago.
+        """
+        with self._round_lock:
+            now = self._compacted_at = self.clock()
+            if self._loose_walk is None:
+                self._loose_walk = self.blobs.sessions_with_loose_chunks()
+            for _ in range(LOOSE_SESSIONS_PER_IDLE_ROUND if len(self._last_chunk_at) < MAX_SESSIONS_TRACKED else 0):
+                found = next(self._loose_walk, None)
+                if found is None:
+                    break
+                self._last_chunk_at.setdefault(found, now)
+            quiet = [s for s, at in self._last_chunk_at.items() if now - at >= self.unit_idle_s]
+            done = 0
+            for project_id, session_id in sorted(quiet, key=self._last_chunk_at.__getitem__)[:UNITS_PER_IDLE_ROUND]:
+                if stopping():
+                    break
+                try:
+                    chunks = self.blobs.compact_session(project_id, session_id)
+                except Exception:  # noqa: BLE001 - a unit is an optimisation: its chunks stay readable loose
+                    log.exception("compacting session %r of project %d failed", session_id, project_id)
+                    chunks = 0
+                del self._last_chunk_at[(project_id, session_id)]
+                self.counters.add("units_written", 1 if chunks else 0)
+                self.counters.add("chunks_compacted", chunks)
+                done += 1
+            return done
 
     def _light_project_waiting(self, project_id: int) -> bool:
         """Has another project a little waiting, less than this one (e.g. a small chunk that just came in)?
@@ -195,11 +253,17 @@ class ChunkWorker:
             return len(data)
         try:
             key = BlobStore.chunk_key(chunk.project_id, chunk.session_id, chunk.seq)
-            blob, raw_bytes = self._recoder.recode(chunk.data)
+            recoded = self._recoder.recode_deduplicated(chunk.data)
         except Exception as exc:  # the chunk's own bytes: never retried, never holding others back
             self._quarantine(chunk, "chunk", exc)
             return len(chunk.data)
-        self.blobs.put(key, blob)  # an OSError here is the disk's, not the chunk's: the turn is retried
+        # An OSError here is the disk's, not the chunk's: the turn is retried. Texts first: a chunk on disk
+        # never refers to a text that is not.
+        for text in recoded.texts.values():
+            self.blobs.put_text(chunk.project_id, text)
+        blob, raw_bytes = recoded.blob, recoded.raw_bytes
+        self.blobs.put(key, blob)
+        self._last_chunk_at[(chunk.project_id, chunk.session_id)] = self.clock()
         rows.append(
             RecordingRow(
                 chunk.project_id,

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 FSYNC_POLICIES = ("always", "interval", "never")
 INTERVAL_FSYNC_S = 0.1
 NEXT_ID_FILE = "next_id"
+DONE_DIR = "done"  # segments the loader is done with, kept while another consumer still needs them
 LOCK_FILE = "lock"
 _TICK_S = 0.05  # how often a writer with a timer pending re-reads the (possibly fake) clock
 
@@ -86,6 +87,7 @@ class Spool:
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
         self._listeners: list[Callable[[int], None]] = []
+        self._retain_removed = False  # see retain_removed_segments
         self._next_id = 1  # from here on owned by the writer thread, like _active
         self._active: ActiveSegment | None = None
 
@@ -175,8 +177,21 @@ class Spool:
         """The payloads of a sealed segment in append order (CorruptSegmentError if damaged)."""
         return read_records(segment_path(self.directory, segment_id, sealed=True))
 
+    def retain_removed_segments(self) -> Path:
+        """From now on ``remove_segment`` moves segments to ``done/`` instead of deleting them: a consumer
+        reading the spool on its own (detection) deletes them there once it no longer needs them."""
+        done = self.directory / DONE_DIR
+        done.mkdir(parents=True, exist_ok=True)
+        self._retain_removed = True
+        return done
+
     def remove_segment(self, segment_id: int) -> None:
-        segment_path(self.directory, segment_id, sealed=True).unlink(missing_ok=True)
+        path = segment_path(self.directory, segment_id, sealed=True)
+        if self._retain_removed:
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, self.directory / DONE_DIR / path.name)
+            return
+        path.unlink(missing_ok=True)
 
     def segment_bytes(self, segment_id: int) -> bytes:
         """A sealed segment's file as it is, for salvaging and keeping a damaged one."""

@@ -48,6 +48,7 @@ ACTIONS: dict[str, str] = {
     "project_created": "Created the project",
     "project_settings_changed": "Changed project settings",
     "project_deleted": "Deleted the project",
+    "server_key_rotated": "Rotated the server key",
     "token_created": "Created an API token",
     "token_revoked": "Revoked an API token",
     "token_used": "Used an API token",

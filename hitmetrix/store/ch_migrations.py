@@ -25,7 +25,9 @@ from hitmetrix.store.schema import (
     EVENT_RETENTION_DAYS,
     MAX_SESSION_URLS,
     SEEN_BATCH_RETENTION_DAYS,
+    SEGMENT_ANALYTICS_COLUMNS,
     SESSION_AGGREGATES,
+    SESSION_ANALYTICS_COLUMNS,
 )
 
 log = logging.getLogger(__name__)
@@ -245,22 +247,37 @@ ORDER BY (project_id, session_id, started_at)""",
     ]
 
 
-SESSION_INSERT_COLUMNS = ", ".join(["project_id", "session_id", *(name for name, _ in SESSION_AGGREGATES)])
+Aggregates = tuple[tuple[str, str], ...]
+# Step 3's columns of the sessions table, as step 3 fills them (a data directory that has not had step 4 yet).
+SESSION_AGGREGATES_V3: Aggregates = SESSION_AGGREGATES
+# Every column of a sessions row, as the loader writes it now.
+ALL_SESSION_AGGREGATES: Aggregates = SESSION_AGGREGATES + tuple(
+    (name, expression) for name, _, expression, _ in SESSION_ANALYTICS_COLUMNS
+)
 
 
-def session_rows_select(where: str, version: str) -> str:
-    """SELECT of sessions rows (in SESSION_INSERT_COLUMNS order, then version, is_deleted) aggregated
-    from every session_segments row of the sessions ``where`` picks."""
-    aggregates = ",\n       ".join(expression for _, expression in SESSION_AGGREGATES)
+def session_insert_columns(aggregates: Aggregates = ALL_SESSION_AGGREGATES) -> str:
+    return ", ".join(["project_id", "session_id", *(name for name, _ in aggregates)])
+
+
+SESSION_INSERT_COLUMNS = session_insert_columns()
+
+
+def session_rows_select(where: str, version: str, aggregates: Aggregates = ALL_SESSION_AGGREGATES) -> str:
+    """SELECT of sessions rows (in ``session_insert_columns(aggregates)`` order, then version, is_deleted)
+    aggregated from every session_segments row of the sessions ``where`` picks."""
+    expressions = ",\n       ".join(expression for _, expression in aggregates)
     return f"""SELECT project_id, session_id,
-       {aggregates},
+       {expressions},
        {version}, 0
 FROM {DATABASE}.session_segments FINAL
 WHERE {where}
 GROUP BY project_id, session_id"""
 
 
-def fill_sessions(run: Run, where: str = "1") -> int:
+def fill_sessions(
+    run: Run, where: str = "1", aggregates: Aggregates = ALL_SESSION_AGGREGATES, version: int = FILLED_SESSION_VERSION
+) -> int:
     """Rows of the sessions table (and their logged starts) for every session ``where`` picks, aggregated
     from its session_segments rows, a slice of sessions at a time; returns the summary rows read."""
     rows = run(f"SELECT count() AS n FROM {DATABASE}.session_segments WHERE {where}")
@@ -276,21 +293,79 @@ SELECT project_id, session_id, min(first_ts) FROM {DATABASE}.session_segments FI
 WHERE {picked} GROUP BY project_id, session_id"""
         )
         run(
-            f"INSERT INTO {DATABASE}.sessions ({SESSION_INSERT_COLUMNS}, version, is_deleted)\n"
-            + session_rows_select(picked, str(FILLED_SESSION_VERSION))
+            f"INSERT INTO {DATABASE}.sessions ({session_insert_columns(aggregates)}, version, is_deleted)\n"
+            + session_rows_select(picked, str(version), aggregates)
         )
     return total
 
 
 def _fill_sessions(run: Run, e: Engines) -> None:
     """Sessions of a data directory from before the sessions table, from its session_segments rows."""
-    fill_sessions(run)
+    fill_sessions(run, aggregates=SESSION_AGGREGATES_V3)
+
+
+SEGMENT_SUMMARY_COLUMNS = (
+    "project_id, session_id, segment_id, first_ts, last_ts, pageviews, clicks, errors, events,"
+    " entry, last_user, country, browser, os, device_type, urls, "
+    + ", ".join(name for name, _, _ in SEGMENT_ANALYTICS_COLUMNS)
+)
+
+
+def segment_summary_select(where: str) -> str:
+    """SELECT of session_segments rows (SEGMENT_SUMMARY_COLUMNS order): the events ``where`` picks,
+    per session and spool segment."""
+    analytics = ",\n       ".join(expression for _, _, expression in SEGMENT_ANALYTICS_COLUMNS)
+    return f"""SELECT project_id, session_id, segment_id, min(ts), max(ts),
+       countIf(type = 'pageview'), countIf(type = 'click'), countIf(type = 'error'), count(),
+       min((ts, url)),
+       max((if(user_id = '', toDateTime64(0, 3, 'UTC'), ts), user_id)),
+       anyIf(country, country != ''), any(browser), any(os), any(device_type),
+       arraySlice(groupUniqArrayIf(url, type = 'pageview'), 1, 100),
+       {analytics}
+FROM {DATABASE}.events
+WHERE {where}
+GROUP BY project_id, session_id, segment_id"""
+
+
+def _session_analytics(e: Engines) -> list[str]:
+    segment_columns = ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _ in SEGMENT_ANALYTICS_COLUMNS
+    )
+    session_columns = ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _, _ in SESSION_ANALYTICS_COLUMNS
+    )
+    return [
+        f"ALTER TABLE {DATABASE}.session_segments{e.cluster} {segment_columns}",
+        f"ALTER TABLE {DATABASE}.sessions{e.cluster} {session_columns}",
+    ]
+
+
+def _fill_session_analytics(run: Run, e: Engines) -> None:
+    """Summaries of the segments stored before step 4, again from their events (each replaces its old row:
+    same key, newer loaded_at), then every session's row again, above every version written so far."""
+    rows = run(f"SELECT count() AS n FROM {DATABASE}.events")
+    total = int(rows[0]["n"]) if rows else 0
+    slices = max(1, -(-total // FILL_SLICE_ROWS))
+    for part in range(slices if total else 0):
+        run(
+            f"INSERT INTO {DATABASE}.session_segments ({SEGMENT_SUMMARY_COLUMNS})\n"
+            + segment_summary_select(f"cityHash64(session_id) % {slices} = {part}")
+        )
+    if total:
+        # Once, now: the replaced summaries would otherwise wait for a merge, and readers without FINAL
+        # (counts, the migration test) would see each twice meanwhile.
+        run(f"OPTIMIZE TABLE {DATABASE}.session_segments{e.cluster} FINAL")
+    newest = run(f"SELECT max(version) AS v FROM {DATABASE}.sessions")
+    version = int(newest[0]["v"] or 0) + 1 if newest else 1
+    fill_sessions(run, version=max(version, FILLED_SESSION_VERSION + 1))
 
 
 STEPS: tuple[Step, ...] = (
     Step(1, "baseline: events, recordings, session_segments, loaded_segments", _baseline),
     Step(2, "seen_batches: exactly once per client batch id", _seen_batches),
     Step(3, "sessions: one row per session, filled from session_segments", _sessions, _fill_sessions),
+    Step(4, "session analytics: ordered pageviews, entry and exit, referrer, UTM, props", _session_analytics,
+         _fill_session_analytics),
 )
 assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
 assert MAX_SESSION_URLS > 0

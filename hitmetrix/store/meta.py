@@ -45,7 +45,15 @@ class Project(Base):
     viewers_can_replay: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
     # IANA zone name: the dashboard shows times in it and date filters ("from"/"to" days) mean its days.
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # Optional recording features (the tracker loads their code only when on): console, fetch/XHR, web vitals.
+    record_console: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    record_network: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    record_vitals: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=lambda: dt.datetime.now(dt.UTC))
+    # Secret of server-side sources (SDK middleware, ingest-log): POST /api/v1/server/batch, decisions API.
+    server_key: Mapped[str] = mapped_column(String(64), unique=True, index=True, default=lambda: new_server_key())
+    # JSON text: how ingest-log tells a failed sign-in per route (hitmetrix.ingest.rules); "" for the defaults.
+    auth_rules: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     def origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.allowed_origins.splitlines() if o.strip()]
@@ -123,6 +131,10 @@ def new_public_key() -> str:
     return "hm_pk_" + secrets.token_urlsafe(18)
 
 
+def new_server_key() -> str:
+    return "hm_sk_" + secrets.token_urlsafe(24)
+
+
 class MetaStore:
     def __init__(self, url: str, data_dir: Path) -> None:
         if not url:
@@ -169,6 +181,10 @@ class MetaStore:
         """Which of ``project_ids`` belong to deleted projects (the loader drops their late data)."""
         with self.sessions() as db:
             return set(db.scalars(select(DeletedProject.id).where(DeletedProject.id.in_(sorted(project_ids)))))
+
+    def project_by_server_key(self, server_key: str) -> Project | None:
+        with self.sessions() as db:
+            return db.scalars(select(Project).where(Project.server_key == server_key)).first()
 
     def project_by_name(self, name: str) -> Project | None:
         with self.sessions() as db:

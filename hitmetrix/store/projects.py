@@ -14,6 +14,8 @@ files and its chunks still waiting in the loader's inbox.
 
 from __future__ import annotations
 
+import functools
+import json
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +28,15 @@ from sqlalchemy.orm import Session
 from hitmetrix.store import audit
 from hitmetrix.store.accounts import Membership, User, check_role, role_name
 from hitmetrix.store.clickhouse import EventStore
-from hitmetrix.store.meta import IP_ANONYMISATION, DeletedProject, MetaStore, Project, parse_origins, parse_query_keys
+from hitmetrix.store.meta import (
+    IP_ANONYMISATION,
+    DeletedProject,
+    MetaStore,
+    Project,
+    new_server_key,
+    parse_origins,
+    parse_query_keys,
+)
 from hitmetrix.store.schema import DATABASE
 from hitmetrix.timezones import DEFAULT_TIME_ZONE, parse_time_zone
 
@@ -130,6 +140,9 @@ def _flag(name: str, value: Any) -> bool:
     return value
 
 
+# Optional recording features (Project columns, all off by default): the tracker loads each one's code only when on.
+RECORDING_FEATURES = ("record_console", "record_network", "record_vitals")
+
 # Each setting an owner may change, with its check: the dashboard's form and the API's PATCH both use these.
 SETTINGS: dict[str, Callable[[Any], Any]] = {
     "name": lambda v: project_name(_text("name", v)),
@@ -138,7 +151,27 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "allowed_query_keys": lambda v: parse_query_keys(_lines("allowed_query_keys", v)),
     "viewers_can_replay": lambda v: _flag("viewers_can_replay", v),
     "time_zone": lambda v: parse_time_zone(_text("time_zone", v)),
+    **{name: functools.partial(_flag, name) for name in RECORDING_FEATURES},
+    "auth_rules": lambda v: _auth_rules(v),
 }
+MAX_AUTH_RULES_CHARS = 20_000
+
+
+def _auth_rules(value: Any) -> str:
+    """How ingest-log tells failed sign-ins (docs/server-sources.md): a JSON array, as text or as a list."""
+    # The rule checker belongs to ingest-log, its only reader; it is a pure module, imported when used.
+    from hitmetrix.ingest.rules import parse_rules
+
+    if isinstance(value, list):
+        text = json.dumps(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise ValueError("auth_rules must be a JSON array of rules, or empty for the built-in rules")
+    if len(text) > MAX_AUTH_RULES_CHARS:
+        raise ValueError(f"auth_rules must be at most {MAX_AUTH_RULES_CHARS} characters")
+    parse_rules(text)  # ValueError naming the rule and field
+    return "" if text in ("", "[]") else text
 
 
 def settings_changes(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -260,6 +293,15 @@ def delete_project(meta: MetaStore, project_id: int, *, actor_id: int | None) ->
         db.delete(project)
         db.add(DeletedProject(id=project_id))
         audit.add(db, actor_id, "project_deleted", project_id, project.name)
+    return project
+
+
+def rotate_server_key(meta: MetaStore, project_id: int, *, actor_id: int | None) -> Project:
+    """Give the project a new server key (the old one stops working), audited. KeyError if no project."""
+    with meta.sessions.begin() as db:
+        project = _lock_project(db, project_id)
+        project.server_key = new_server_key()
+        audit.add(db, actor_id, "server_key_rotated", project_id, project.name)
     return project
 
 

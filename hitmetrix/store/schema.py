@@ -122,3 +122,68 @@ SESSION_AGGREGATES: tuple[tuple[str, str], ...] = (
     ("user_id", "max(last_user).2"),
     ("urls", f"groupUniqArrayArray({MAX_SESSION_URLS})(urls)"),
 )
+
+# Pageviews of a session kept in order for paths and funnels (a longer session keeps its first ones).
+MAX_SESSION_PAGEVIEWS = 500
+# Custom event properties (event name, key, value) kept per session for the property filter.
+MAX_SESSION_EVENT_PROPS = 200
+
+# What step 4 adds to session_segments: per segment, what analytics needs of a session's pageviews.
+# (name, ClickHouse type, SELECT expression over that segment's events)
+SEGMENT_ANALYTICS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("anonymous_id", "String", "argMin(anonymous_id, ts)"),
+    (
+        "pageview_seq",
+        "Array(Tuple(DateTime64(3, 'UTC'), String))",
+        f"arraySlice(arraySort(groupArrayIf((ts, path), type = 'pageview')), 1, {MAX_SESSION_PAGEVIEWS})",
+    ),
+    ("entry_page", "Tuple(DateTime64(3, 'UTC'), String, String)", "minIf((ts, url, referrer), type = 'pageview')"),
+    ("exit_page", "Tuple(DateTime64(3, 'UTC'), String)", "maxIf((ts, path), type = 'pageview')"),
+    (
+        "event_props",
+        "Array(Tuple(String, String, String))",
+        # String values unquoted; numbers and booleans as their JSON text.
+        "arraySlice(arrayDistinct(arrayFlatten(groupArrayIf(arrayMap(kv -> (name, kv.1,"
+        " if(JSONType(props, kv.1) = 'String', JSONExtractString(props, kv.1), kv.2)),"
+        " JSONExtractKeysAndValuesRaw(props)), type = 'custom'))), 1, "
+        f"{MAX_SESSION_EVENT_PROPS})",
+    ),
+)
+
+# The entry pageview (time, URL, referrer) of a session, over its segments that had pageviews.
+_ENTRY = "minIf(entry_page, pageviews > 0)"
+# What step 4 adds to sessions: (name, ClickHouse type, aggregate over session_segments, a tombstone's value).
+# Referrer and UTM tags are parsed here, once per session, from the entry pageview; a referrer from the
+# entry page's own site is not a referrer.
+SESSION_ANALYTICS_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("anonymous_id", "String CODEC(ZSTD(1))", "argMin(anonymous_id, first_ts)", "''"),
+    (
+        "pageview_paths",
+        "Array(String) CODEC(ZSTD(1))",
+        f"arrayMap(p -> p.2, arraySlice(arraySort(groupArrayArray(pageview_seq)), 1, {MAX_SESSION_PAGEVIEWS}))",
+        "[]",
+    ),
+    ("entry_path", "String CODEC(ZSTD(1))", "minIf(pageview_seq[1], pageviews > 0).2", "''"),
+    ("exit_path", "String CODEC(ZSTD(1))", "maxIf(exit_page, pageviews > 0).2", "''"),
+    (
+        "referrer_domain",
+        "LowCardinality(String)",
+        f"if(domainWithoutWWW({_ENTRY}.3) = domainWithoutWWW({_ENTRY}.2), '', domainWithoutWWW({_ENTRY}.3))",
+        "''",
+    ),
+    *(
+        (
+            f"utm_{tag}",
+            "LowCardinality(String)",
+            f"decodeURLFormComponent(extractURLParameter({_ENTRY}.2, 'utm_{tag}'))",
+            "''",
+        )
+        for tag in ("source", "medium", "campaign")
+    ),
+    (
+        "event_props",
+        "Array(Tuple(String, String, String)) CODEC(ZSTD(1))",
+        f"groupUniqArrayArray({MAX_SESSION_EVENT_PROPS})(event_props)",
+        "[]",
+    ),
+)

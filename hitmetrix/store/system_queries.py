@@ -7,8 +7,13 @@ is one of these, reviewed in one place.
 
 from __future__ import annotations
 
-from hitmetrix.store.ch_migrations import SESSION_INSERT_COLUMNS, session_rows_select
-from hitmetrix.store.schema import DATABASE
+from hitmetrix.store.ch_migrations import (
+    SEGMENT_SUMMARY_COLUMNS,
+    SESSION_INSERT_COLUMNS,
+    segment_summary_select,
+    session_rows_select,
+)
+from hitmetrix.store.schema import DATABASE, SESSION_ANALYTICS_COLUMNS
 from hitmetrix.store.tenancy import SYSTEM_QUERY
 
 # Which of these segments the loader's ledger lists as stored.
@@ -28,22 +33,17 @@ DELETE_SEGMENT_EVENTS = SYSTEM_QUERY(f"DELETE FROM {DATABASE}.events WHERE segme
 DELETE_SEGMENT_SUMMARIES = SYSTEM_QUERY(f"DELETE FROM {DATABASE}.session_segments WHERE segment_id = {{id:UInt64}}")
 
 # Summarise one segment's events per session into session_segments.
-SUMMARISE_SEGMENT = SYSTEM_QUERY(f"""INSERT INTO {DATABASE}.session_segments
-    (project_id, session_id, segment_id, first_ts, last_ts, pageviews, clicks, errors, events,
-     entry, last_user, country, browser, os, device_type, urls)
-SELECT project_id, session_id, any(segment_id), min(ts), max(ts),
-       countIf(type = 'pageview'), countIf(type = 'click'), countIf(type = 'error'), count(),
-       min((ts, url)),
-       max((if(user_id = '', toDateTime64(0, 3, 'UTC'), ts), user_id)),
-       anyIf(country, country != ''), any(browser), any(os), any(device_type),
-       arraySlice(groupUniqArrayIf(url, type = 'pageview'), 1, 100)
-FROM {DATABASE}.events
-WHERE segment_id = {{segment_id:UInt64}}
-GROUP BY project_id, session_id""")
+SUMMARISE_SEGMENT = SYSTEM_QUERY(
+    f"INSERT INTO {DATABASE}.session_segments ({SEGMENT_SUMMARY_COLUMNS})\n"
+    + segment_summary_select("segment_id = {segment_id:UInt64}")
+)
 
 # The sessions a load touched, as (project id, session id) pairs in a JSON string parameter {keys}:
 # chDB cannot bind an array of tuples.
 _TOUCHED = "(project_id, session_id) IN (SELECT arrayJoin(JSONExtract({keys:String}, 'Array(Tuple(UInt32, String))')))"
+
+# A tombstone's values of the analytics columns (step 4).
+_TOMBSTONE_ANALYTICS = ", ".join(empty for _, _, _, empty in SESSION_ANALYTICS_COLUMNS)
 
 # Refreshing the touched sessions' rows, in this order: (1) log each one's start (the key its row is
 # written under), (2) write its row from all its segments, and a tombstone under every start it had before.
@@ -57,7 +57,7 @@ WRITE_SESSIONS = SYSTEM_QUERY(
     + f"""
 UNION ALL
 SELECT project_id, session_id, started_at, started_at, 0, 0, 0, 0, 0, '', '', '', '', '', '', [],
-       {{version:UInt64}}, 1
+       {_TOMBSTONE_ANALYTICS}, {{version:UInt64}}, 1
 FROM {DATABASE}.session_starts
 WHERE {_TOUCHED}
   AND (project_id, session_id, started_at) NOT IN (

@@ -124,7 +124,10 @@ async def get_chunk(request: Request) -> Response:
     chunk = next((c for c in chunks if c["seq"] == seq), None)
     if chunk is None:
         return error(404, "no such recording chunk")
-    body = await run(sessions.chunk_json, runtime.blobs, chunk)
+    if request.headers.get("x-hitmetrix-texts") == "refs":  # the replay page: it fetches each text once
+        body = await run(runtime.blobs.stored_json, chunk["path"])
+    else:
+        body = await run(sessions.chunk_json, runtime.blobs, chunk)
     # Never cached, though it never changes: after sign-out the next user of this browser must not read it.
     return Response(body, media_type="application/json", headers=NO_STORE)
 

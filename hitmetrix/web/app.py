@@ -15,6 +15,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from hitmetrix.capture import CaptureContext, warm_capture
+from hitmetrix.capture.server import KeyCache
+from hitmetrix.detect.keys import install_secret
 from hitmetrix.observe.feed import LiveFeed
 from hitmetrix.runtime import Runtime
 from hitmetrix.spool import SpoolUnavailableError
@@ -31,6 +33,8 @@ def build_app(runtime: Runtime) -> Starlette:
         spool_append=runtime.spool.append,
         unavailable_errors=(SpoolUnavailableError,),
         on_accepted=live_feed.publish,
+        install_secret=install_secret(runtime.data_dir),
+        resolve_server_key=KeyCache(runtime.meta.project_by_server_key),
     )
 
     @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from hitmetrix.detect.metrics import DetectionCollector
 from hitmetrix.observe.metrics import NodeSources, build_registry
 from hitmetrix.web.auth import public, runtime_of
 from hitmetrix.web.live import feed_of
@@ -29,6 +30,8 @@ def registry_of(request: Request) -> CollectorRegistry:
     if registry is None:
         runtime = runtime_of(request)
         registry = build_registry(NodeSources(spool=runtime.spool, loader=runtime.loader, feed=feed_of(request)))
+        if runtime.detection is not None:
+            registry.register(DetectionCollector(runtime.detection))
         state.metrics_registry = registry
     return registry
 

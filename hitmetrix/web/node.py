@@ -11,13 +11,12 @@ from starlette.staticfiles import StaticFiles
 
 from hitmetrix.ops.stores import store_report
 from hitmetrix.web.auth import authenticate, public, runtime_of
+from hitmetrix.web.demo_site import DemoSite
 from hitmetrix.web.offload import run
 from hitmetrix.web.openapi import docs_page, openapi_document
 
 STATIC_DIR = Path(__file__).parent / "static"
-DEMO_DIR = Path(__file__).parent / "demo"
 TRACKER_PATH = STATIC_DIR / "hm.js"
-DEMO_PAGES = ("index.html", "about.html")
 
 
 @public("load balancers and tests probe it; it tells loader lag, nothing private")
@@ -25,6 +24,8 @@ async def health(request: Request) -> Response:
     # Loader lag, recordings waiting, quarantine counts: a few directory reads, off the event loop.
     runtime = runtime_of(request)
     body = {"ok": True, **await run(runtime.loader.health)}
+    if runtime.detection is not None:  # its cursor, lag, rates and state size
+        body["detection"] = await run(runtime.detection.health)
     principal = await authenticate(request, runtime) if "authorization" in request.headers else None
     if principal is not None and principal.via == "local":
         # For `hitmetrix doctor`: only this process may open the store (chDB locks it), so it reports on it.
@@ -53,25 +54,7 @@ async def api_docs(request: Request) -> Response:
     return HTMLResponse(docs_page())
 
 
-def _demo_pages(request: Request) -> dict[str, str]:
-    """The demo shop's pages, each loading the tracker with the demo project's key (made once per app)."""
-    state = request.app.state
-    pages: dict[str, str] | None = getattr(state, "demo_pages", None)
-    if pages is None:
-        key = runtime_of(request).demo_project().public_key
-        pages = {name: (DEMO_DIR / name).read_text().replace("{{HM_KEY}}", key) for name in DEMO_PAGES}
-        state.demo_pages = pages
-    return pages
-
-
-@public("the self-recording demo shop (only with --demo)")
-async def demo_page(request: Request) -> Response:
-    pages = await run(_demo_pages, request)
-    rest = request.path_params.get("rest", "")
-    return HTMLResponse(pages["about.html" if rest == "about.html" else "index.html"])
-
-
-@public("a bare redirect to the demo shop")
+@public("a bare redirect to the demo site")
 async def to_demo(request: Request) -> Response:
     return RedirectResponse("/demo/", 307)
 
@@ -86,8 +69,6 @@ ROUTES: list[BaseRoute] = [
 ]
 
 DEMO_ROUTES: list[BaseRoute] = [
-    Mount("/demo/static", StaticFiles(directory=DEMO_DIR / "static")),
-    Route("/demo/", demo_page),
     Route("/demo", to_demo),
-    Route("/demo/{rest:path}", demo_page),
+    Mount("/demo", DemoSite()),  # the demo dating site (hitmetrix.web.demo_site)
 ]

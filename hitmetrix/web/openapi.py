@@ -14,6 +14,9 @@ from hitmetrix.analytics.sessions import (
     MAX_DURATION_S,
     MAX_PAGE_SIZE,
 )
+from hitmetrix.web.decisions_api import OPENAPI_PATHS as DECISIONS_PATHS
+from hitmetrix.web.decisions_api import SERVER_KEY_SCHEME
+from hitmetrix.web.security_openapi import OPENAPI_PATHS as SECURITY_PATHS
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _ERR = {"description": "error", "content": _ERROR_CONTENT}
@@ -49,7 +52,7 @@ EVENT_SCHEMA: dict[str, Any] = {
     "properties": {
         "type": {
             "type": "string",
-            "enum": ["pageview", "click", "submit", "scroll", "error", "pageleave", "custom", "identify"],
+            "enum": ["pageview", "click", "submit", "scroll", "error", "pageleave", "custom", "identify", "signals"],
         },
         "ts": {"type": "integer", "description": "client time, ms since epoch"},
         "url": {"type": "string", "maxLength": 2048},
@@ -64,6 +67,44 @@ EVENT_SCHEMA: dict[str, Any] = {
         "vw": {"type": "integer"},
         "vh": {"type": "integer"},
         "props": {"type": "object", "description": "at most 16 KiB as JSON"},
+    },
+}
+
+SERVER_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["type", "id", "ts"],
+    "properties": {
+        "type": {"type": "string", "enum": ["request", "auth"]},
+        "id": {"type": "string", "format": "uuid"},
+        "ts": {"type": "integer", "description": "ms since epoch"},
+        "ip": {"type": "string", "maxLength": 64, "description": "the end client's address"},
+        "user_agent": {"type": "string", "maxLength": 1024},
+        "session_id": {"type": "string", "maxLength": 64, "description": "the tracker's hm_sid cookie, or empty"},
+        "user_id": {"type": "string", "maxLength": 256},
+        "method": {"type": "string", "maxLength": 32},
+        "path": {"type": "string", "maxLength": 2048},
+        "query": {"type": "string", "maxLength": 4096},
+        "route": {"type": "string", "maxLength": 512},
+        "status": {"type": "integer", "minimum": 0, "maximum": 999},
+        "duration_ms": {"type": "number", "minimum": 0},
+        "bytes": {"type": "integer", "minimum": 0},
+        "referrer": {"type": "string", "maxLength": 2048},
+        "kind": {"type": "string", "enum": ["signin", "signup", "reset", "signout"]},
+        "ok": {"type": "boolean"},
+        "username": {"type": "string", "maxLength": 320, "description": "stored only as a keyed hash"},
+        "reason": {"type": "string", "maxLength": 200},
+    },
+}
+SERVER_BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["batch_id", "source", "events"],
+    "properties": {
+        "batch_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+        "sent_at": {"type": "integer", "description": "the sender's clock, ms since epoch"},
+        "source": {"type": "string", "enum": ["middleware", "log"]},
+        "events": {"type": "array", "items": SERVER_EVENT_SCHEMA},
     },
 }
 
@@ -129,6 +170,12 @@ AUDIT_PARAMETERS: list[dict[str, Any]] = [
     _query("limit", "entries per page", "integer", minimum=1, maximum=200, default=50),
 ]
 
+# Optional recording features, off by default: the tracker loads their code only when on.
+RECORDING_FEATURES: dict[str, Any] = {
+    "record_console": {"type": "boolean", "description": "record the visitor's console messages"},
+    "record_network": {"type": "boolean", "description": "record fetch / XHR requests (never bodies or headers)"},
+    "record_vitals": {"type": "boolean", "description": "send web vitals as a $web_vitals event per page"},
+}
 PROJECT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -149,6 +196,9 @@ PROJECT_SCHEMA: dict[str, Any] = {
         },
         "viewers_can_replay": {"type": "boolean", "description": "false: viewers may not watch replays"},
         "time_zone": {"type": "string", "description": "IANA time zone: the dashboard's times and filter days"},
+        "server_key": {"type": "string", "description": "secret of server sources; shown to owners only"},
+        "auth_rules": {"type": "string", "description": "JSON array: how ingest-log tells failed sign-ins"},
+        **RECORDING_FEATURES,
         "created_at": {"type": "string", "format": "date-time"},
         "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
     },
@@ -183,6 +233,11 @@ PROJECT_CHANGES_SCHEMA: dict[str, Any] = {
         },
         "viewers_can_replay": {"type": "boolean"},
         "time_zone": {"type": "string", "maxLength": 64, "description": "an IANA name, e.g. Europe/Berlin"},
+        "auth_rules": {
+            "type": ["string", "array"],
+            "description": "sign-in rules for access logs (docs/server-sources.md); empty for the built-in ones",
+        },
+        **RECORDING_FEATURES,
     },
 }
 NEW_PROJECT_SCHEMA: dict[str, Any] = {**PROJECT_CHANGES_SCHEMA, "required": ["name"]}
@@ -263,6 +318,8 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Hitmetrix API", "version": __version__},
         "paths": {
+            **DECISIONS_PATHS,  # the protected site reads verdicts with its server key
+            **SECURITY_PATHS,  # alerts, decisions, allow-list, entities, webhooks (hitmetrix.web.security_api)
             "/api/v1/batch": {
                 "post": {
                     "summary": "Send a batch of events and recording chunks (public project key)",
@@ -275,6 +332,32 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     "responses": capture_answers,
+                }
+            },
+            "/api/v1/tracker-config": {
+                "get": {
+                    "summary": "Which optional tracker features (console, network, vitals) the project turned on",
+                    "parameters": [{**_query("key", "the project's public key", maxLength=64), "required": True}],
+                    "responses": {
+                        "200": {"description": "{console, network, vitals}: booleans"},
+                        "400": _ERR,
+                        "404": _ERR,
+                    },
+                }
+            },
+            "/api/v1/server/batch": {
+                "post": {
+                    "summary": "Send requests and sign-in outcomes from the site's server (project server key)",
+                    "description": "Used by the SDK middleware and `hitmetrix ingest-log`; see docs/capture-api.md.",
+                    "security": _BEARER,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ServerBatch"}}},
+                    },
+                    "responses": {
+                        "200": {"description": "every event is durably stored in the spool"},
+                        **{code: _ERR for code in ("400", "401", "405", "413", "415", "503")},
+                    },
                 }
             },
             "/api/v1/projects": {
@@ -321,6 +404,17 @@ def openapi_document() -> dict[str, Any]:
                         **{code: _ERR for code in ("401", "403", "404")},
                     },
                 },
+            },
+            "/api/v1/projects/{project_id}/server-key": {
+                "post": {
+                    "summary": "Make a new server key for the project (owners, write scope); the old one stops working",
+                    "security": _BEARER,
+                    "parameters": [_id("project_id", "integer")],
+                    "responses": {
+                        "200": {"description": "{server_key}: the new key"},
+                        **{code: _ERR for code in ("401", "403", "404")},
+                    },
+                }
             },
             "/api/v1/projects/{project_id}/members": {
                 "post": {
@@ -462,6 +556,19 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": {"description": "ok"}, "401": _ERR, "404": _ERR},
                 }
             },
+            "/api/v1/projects/{project_id}/sessions/{session_id}/recording/chunks": {
+                "get": {
+                    "summary": "The recording's chunk index after `since`, whether the session is live, and the "
+                    "server clock (for following a session in progress)",
+                    "security": _BEARER,
+                    "parameters": [
+                        _id("project_id", "integer"),
+                        _id("session_id"),
+                        _query("since", "only chunks with a greater seq", "integer", minimum=0, maximum=2**32 - 1),
+                    ],
+                    "responses": {"200": {"description": "ok"}, "400": _BAD_PARAMETER, "401": _ERR, "404": _ERR},
+                }
+            },
             "/api/v1/projects/{project_id}/sessions/{session_id}/recording/{seq}": {
                 "get": {
                     "summary": "One recording chunk's rrweb events (for progressive loading)",
@@ -489,10 +596,12 @@ def openapi_document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "a personal API token (hm_pat_…) or the data directory's admin token",
-                }
+                },
+                "serverKey": SERVER_KEY_SCHEME,
             },
             "schemas": {
                 "Batch": BATCH_SCHEMA,
+                "ServerBatch": SERVER_BATCH_SCHEMA,
                 "Event": EVENT_SCHEMA,
                 "Chunk": CHUNK_SCHEMA,
                 "Project": PROJECT_SCHEMA,

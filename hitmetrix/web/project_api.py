@@ -38,6 +38,8 @@ def project_json(project: Project) -> dict[str, Any]:
         "allowed_query_keys": list(project.query_allowlist),
         "viewers_can_replay": project.viewers_can_replay,
         "time_zone": project.time_zone,
+        "auth_rules": project.auth_rules or "",
+        **{name: getattr(project, name) for name in projects.RECORDING_FEATURES},
         "created_at": _time(project.created_at),
     }
 
@@ -95,9 +97,29 @@ def project_with_members(meta: Any, project: Project) -> dict[str, Any]:
     return {**project_json(project), "members": members}
 
 
+def with_server_key(request: Request, answer: dict[str, Any], project: Project) -> dict[str, Any]:
+    """The server key is a secret: only the project's owners see it."""
+    if principal_of(request).role_in(project.id) == "owner":
+        answer["server_key"] = project.server_key
+    return answer
+
+
 @guard("viewer", api=True)
 async def get_project(request: Request) -> Response:
-    return json_response(await run(project_with_members, runtime_of(request).meta, project_of(request)))
+    project = project_of(request)
+    answer = await run(project_with_members, runtime_of(request).meta, project)
+    return json_response(with_server_key(request, answer, project))
+
+
+@guard("owner", api=True)
+async def rotate_server_key(request: Request) -> Response:
+    """A new server key; the old one stops working within seconds (capture caches keys briefly)."""
+    runtime, principal, project = runtime_of(request), principal_of(request), project_of(request)
+    try:
+        found = await run(projects.rotate_server_key, runtime.meta, project.id, actor_id=principal.user_id)
+    except KeyError:
+        return error(404, "no such project")
+    return json_response({"server_key": found.server_key})
 
 
 @guard("owner", api=True)
@@ -113,7 +135,7 @@ async def change_project(request: Request) -> Response:
     except KeyError:
         return error(404, "no such project")
     runtime.projects.invalidate()
-    return json_response(await run(project_with_members, runtime.meta, found))
+    return json_response(with_server_key(request, await run(project_with_members, runtime.meta, found), found))
 
 
 @guard("owner", api=True)
@@ -189,6 +211,7 @@ ROUTES: list[BaseRoute] = [
     Route(PROJECT, get_project, methods=["GET"]),
     Route(PROJECT, change_project, methods=["PATCH"]),
     Route(PROJECT, delete_project, methods=["DELETE"]),
+    Route(PROJECT + "/server-key", rotate_server_key, methods=["POST"]),
     Route("/api/v1/tokens", list_tokens, methods=["GET"]),
     Route("/api/v1/tokens", create_token, methods=["POST"]),
     Route("/api/v1/tokens/{token_id:int}", revoke_token, methods=["DELETE"]),

@@ -23,7 +23,13 @@ from hitmetrix.web.csrf import own_origin, read_form
 from hitmetrix.web.offload import run
 from hitmetrix.web.render import error_page, render
 
-SETTINGS_FIELDS = ("name", "allowed_origins", "allowed_query_keys", "ip_anonymisation", "time_zone")
+# The project's optional recording features as the settings form offers them: (column, title, what it records).
+RECORDING_FEATURE_CHOICES = (
+    ("record_console", "Console", "the visitor's console messages and uncaught errors, masked values scrubbed"),
+    ("record_network", "Network", "fetch and XHR requests: method, URL (query values masked), status, timing"),
+    ("record_vitals", "Web vitals", "LCP, INP, CLS, FCP and TTFB of each page, as a $web_vitals event"),
+)
+SETTINGS_FIELDS = ("name", "allowed_origins", "allowed_query_keys", "ip_anonymisation", "time_zone", "auth_rules")
 
 
 async def list_page(request: Request, status_code: int = 200, **context: Any) -> Response:
@@ -84,6 +90,7 @@ def settings_page(request: Request, project: Project, status_code: int = 200, **
         project=project,
         script_tag=project.script_tag(own_origin(request)),
         ip_modes=IP_ANONYMISATION,
+        recording_features=RECORDING_FEATURE_CHOICES,
         **context,
     )
 
@@ -92,8 +99,9 @@ def settings_from_form(form: dict[str, str]) -> dict[str, Any]:
     """What the form changes: the fields it sent (a missing one stays as it is); the checkbox comes
     with a hidden "0" before it, so an unticked box still says so."""
     raw: dict[str, Any] = {name: form[name] for name in SETTINGS_FIELDS if name in form}
-    if "viewers_can_replay" in form:
-        raw["viewers_can_replay"] = form["viewers_can_replay"] == "1"
+    for flag in ("viewers_can_replay", *projects.RECORDING_FEATURES):
+        if flag in form:
+            raw[flag] = form[flag] == "1"
     return raw
 
 
@@ -101,7 +109,8 @@ def settings_from_form(form: dict[str, str]) -> dict[str, Any]:
 async def project_settings(request: Request) -> Response:
     runtime, project = runtime_of(request), project_of(request)
     if request.method != "POST":
-        return settings_page(request, project, saved=request.query_params.get("saved") == "1")
+        query = request.query_params
+        return settings_page(request, project, saved=query.get("saved") == "1", rotated=query.get("rotated") == "1")
     form = await read_form(request)
     try:
         await run(
@@ -118,6 +127,17 @@ async def project_settings(request: Request) -> Response:
         return error_page(request, 404, "There is no such project.", principal_of(request))
     runtime.projects.invalidate()
     return RedirectResponse(f"/projects/{project.id}/settings?saved=1", 303)
+
+
+@guard("owner")
+async def rotate_server_key(request: Request) -> Response:
+    """A new server key for the project's SDK and ingest-log senders; the old one stops working."""
+    runtime, project = runtime_of(request), project_of(request)
+    try:
+        await run(projects.rotate_server_key, runtime.meta, project.id, actor_id=principal_of(request).user_id)
+    except KeyError:
+        return error_page(request, 404, "There is no such project.", principal_of(request))
+    return RedirectResponse(f"/projects/{project.id}/settings?rotated=1#server-sources", 303)
 
 
 @guard("owner")
@@ -165,5 +185,6 @@ ROUTES: list[BaseRoute] = [
     Route("/projects", project_list, methods=["GET", "POST"]),
     Route("/projects/{project_id:int}/settings", project_settings, methods=["GET", "POST"]),
     Route("/projects/{project_id:int}/delete", delete_project, methods=["GET", "POST"]),
+    Route("/projects/{project_id:int}/server-key", rotate_server_key, methods=["POST"]),
     Route("/projects/{project_id:int}/join", join_project, methods=["POST"]),
 ]

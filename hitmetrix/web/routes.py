@@ -12,11 +12,13 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from hitmetrix.capture import CaptureContext, capture_routes
+from hitmetrix.capture.server import server_capture_routes
 from hitmetrix.runtime import Runtime
 from hitmetrix.web import (
     account_pages,
     api,
     asset_routes,
+    decisions_api,
     live,
     member_api,
     member_pages,
@@ -25,9 +27,13 @@ from hitmetrix.web import (
     pages,
     project_api,
     project_pages,
+    recording_texts,
+    security_api,
+    security_pages,
     session_pages,
     team_api,
     team_pages,
+    tracker_config,
 )
 from hitmetrix.web.auth import public
 
@@ -37,7 +43,11 @@ def routes(runtime: Runtime, capture: CaptureContext) -> list[BaseRoute]:
     table: list[BaseRoute] = [
         *node.ROUTES,
         *capture_api(capture),
+        *server_capture_api(capture),  # POST /api/v1/server/batch: SDK middleware and ingest-log
         *api.ROUTES,
+        *decisions_api.ROUTES,  # verdicts for the protected site, read with its server key
+        *security_api.ROUTES, *security_pages.ROUTES,  # alerts, decisions, entities, webhooks: JSON and pages
+        *tracker_config.ROUTES,  # the optional tracker features a project turned on
         *project_api.ROUTES,
         *member_api.ROUTES,
         *pages.ROUTES,
@@ -45,6 +55,7 @@ def routes(runtime: Runtime, capture: CaptureContext) -> list[BaseRoute]:
         *member_pages.ROUTES,
         *session_pages.ROUTES,
         *asset_routes.ROUTES,  # captured stylesheets, images and fonts of replays, and each session's map
+        *recording_texts.ROUTES,  # stylesheets kept once per project, which recordings refer to by hash
         *team_pages.ROUTES, *account_pages.ROUTES, *team_api.ROUTES,  # users, invitations, account, audit log
         *live.ROUTES, *metrics.ROUTES,  # live feed (SSE), first-event check, newer sessions; Prometheus
         *node.STATIC_ROUTES,
@@ -59,4 +70,11 @@ def capture_api(capture: CaptureContext) -> list[BaseRoute]:
     found = capture_routes(capture)
     for route in found:
         public("capture, with the project's public key")(route.endpoint)
+    return list(found)
+
+
+def server_capture_api(capture: CaptureContext) -> list[BaseRoute]:
+    found = server_capture_routes(capture)
+    for route in found:
+        public("server sources, with the project's server key")(route.endpoint)
     return list(found)

@@ -5,6 +5,14 @@ URL (a GET form), so any view can be shared. The replay page renders the
 session's facts and a `#replay-root` shell that `static/dashboard/replay.js`
 (built from `dashboard/`) turns into the player; the script reads everything
 from data- attributes because the CSP forbids inline scripts.
+
+A session is *live* while the visitor is still there: its last event or
+recorded moment is at most ``LIVE_WINDOW_MS`` old, and it does not end with a
+page left ``LEFT_GRACE_MS`` ago or more (a navigation's next pageview comes
+sooner). A chunk's last moment counts no later than it reached us, so that a
+visitor's clock running ahead cannot keep a session live. The replay page of a live session asks
+``GET /api/v1/projects/{id}/sessions/{sid}/recording/chunks?since=SEQ`` every
+few seconds for the chunks after the last one it has, and follows the visitor.
 """
 
 from __future__ import annotations
@@ -20,14 +28,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hitmetrix.analytics import sessions
+from hitmetrix.analytics import params, sessions
+from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.observe.metrics import timed
+from hitmetrix.store.clickhouse import EventStore
+from hitmetrix.web.api import bad_parameter, error, json_response, session_id_of
 from hitmetrix.web.auth import guard, principal_of, project_of, record, runtime_of
 from hitmetrix.web.offload import run
 from hitmetrix.web.render import error_page, templates
 from hitmetrix.web.security import replay_origins, replay_page_headers
 
 PAGE_SIZE = 50
+# The tracker sends every 5 s; a visitor reading a page sends nothing for a while: a minute of quiet ends "live".
+LIVE_WINDOW_MS = 60_000
+LEFT_GRACE_MS = 10_000
+MAX_SEQ = 2**32 - 1
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # Only what the player needs: the blob path stays on the server.
 _CHUNK_FIELDS = ("seq", "first_ts", "last_ts", "event_count", "bytes")
@@ -102,9 +117,11 @@ async def replay(request: Request) -> Response:
         summary = await run(timed("session_summary", sessions.session_summary), runtime.store, project.id, sid)
     if summary is None:
         return error_page(request, 404, "There is no such session in this project.", principal)
-    chunks = await run(timed("recording_chunks", sessions.recording_chunks), runtime.store, project.id, sid)
+    chunks = await run(timed("recording_index", recording_index), runtime.store, project.id, sid)
     await record(request, "replay_viewed", project.id, sid)
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    last = await run(timed("last_event", last_event), runtime.store, project.id, sid)
+    live = is_live(summary, chunks, last, now_ms)
     # The replay may load images, fonts, media and stylesheets from these (and the dashboard) only.
     media_origins = replay_origins(project.origins())
     context = {
@@ -114,15 +131,85 @@ async def replay(request: Request) -> Response:
         "chunks_json": json.dumps([{k: c[k] for k in _CHUNK_FIELDS} for c in chunks], separators=(",", ":")),
         "media_origins": media_origins,
         "back_url": f"/projects/{project.id}/sessions",
+        "live": live,
+        "now_ms": now_ms,
     }
     headers = replay_page_headers(media_origins)
     return templates.TemplateResponse(request, "replay.html", context, headers=headers)
 
 
+@guard("viewer", api=True, replay=True)
+async def recording_progress(request: Request) -> Response:
+    """The chunks after ``since`` (all without it), whether the session is still live, and our clock."""
+    runtime, pid = runtime_of(request), project_of(request).id
+    if (sid := session_id_of(request)) is None:
+        return error(404, "no such session")
+    try:
+        since = params.whole_number(request.query_params, "since", -1, 0, MAX_SEQ)
+    except params.BadParameter as exc:
+        return bad_parameter(exc)
+    summary = await run(timed("session_summary", sessions.session_summary), runtime.store, pid, sid)
+    chunks = await run(timed("recording_index", recording_index), runtime.store, pid, sid)
+    if summary is None and not chunks:
+        return error(404, "no such session")
+    last = await run(timed("last_event", last_event), runtime.store, pid, sid)
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    return json_response(
+        {
+            "chunks": [{k: c[k] for k in _CHUNK_FIELDS} for c in chunks if c["seq"] > since],
+            "live": is_live(summary, chunks, last, now_ms),
+            "now_ms": now_ms,
+            "started_at": summary["started_at"] if summary else None,
+            "duration_ms": summary["duration_ms"] if summary else None,
+        }
+    )
+
+
 ROUTES: list[BaseRoute] = [
     Route("/projects/{project_id:int}/sessions", session_list, methods=["GET"]),
     Route("/projects/{project_id:int}/sessions/{session_id}", replay, methods=["GET"]),
+    Route(
+        "/api/v1/projects/{project_id:int}/sessions/{session_id}/recording/chunks", recording_progress, methods=["GET"]
+    ),
 ]
+
+
+def recording_index(store: EventStore, project_id: int, session_id: str) -> list[dict[str, Any]]:
+    """The session's chunk index in seq order, with when each chunk reached us (``received_at``, our clock)."""
+    q = ScopedSelect(project_id).from_("recordings", final=True)
+    q.select(
+        "seq",
+        "toUnixTimestamp64Milli(first_ts) AS first_ts",
+        "toUnixTimestamp64Milli(last_ts) AS last_ts",
+        "event_count",
+        "bytes",
+        "toUnixTimestamp64Milli(received_at) AS received_at",
+    )
+    q.where(f"session_id = {q.bind(session_id, 'String')}")
+    q.order_by.append("seq")
+    return store.query(q.sql(), q.params)
+
+
+def last_event(store: EventStore, project_id: int, session_id: str) -> dict[str, Any] | None:
+    """The session's latest analytics event: its type and time (our clock)."""
+    q = ScopedSelect(project_id).from_("events").select("type", "toUnixTimestamp64Milli(ts) AS ts")
+    q.where(f"session_id = {q.bind(session_id, 'String')}")
+    q.order_by.append("ts DESC")
+    q.limit = 1
+    rows = store.query(q.sql(), q.params)
+    return rows[0] if rows else None
+
+
+def is_live(
+    summary: dict[str, Any] | None, chunks: list[dict[str, Any]], last: dict[str, Any] | None, now_ms: int
+) -> bool:
+    """Whether the visitor is still there at ``now_ms`` (see the module docstring)."""
+    last_ms = max((min(int(c["last_ts"]), int(c["received_at"])) for c in chunks), default=0)
+    if summary is not None:
+        last_ms = max(last_ms, int(summary["started_at"]) + int(summary.get("duration_ms") or 0))
+    if last is not None and last["type"] == "pageleave" and now_ms - int(last["ts"]) >= LEFT_GRACE_MS:
+        return False
+    return last_ms > 0 and now_ms - last_ms <= LIVE_WINDOW_MS
 
 
 def display_row(row: dict[str, Any], now_ms: int) -> dict[str, Any]:

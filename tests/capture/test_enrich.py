@@ -33,6 +33,7 @@ def test_step_names_are_the_documented_order() -> None:
         "client_ip",
         "geo",
         "user_agent",
+        "detection_keys",
         "anonymise_ip",
     ]
     assert DROP_REASONS == ("empty",)
@@ -139,6 +140,20 @@ def test_anonymise_step_never_stores_the_real_address() -> None:
         assert ctx.stored.ip == expected
     ctx = enrich.anonymise(enrich.client_ip(built(proj=project(mode="hash"))))
     assert len(ctx.stored.ip) == 32 and "8.8.8.8" not in repr(ctx.stored)
+
+
+def test_detection_keys_step_keys_the_full_address_and_labels_crawler_claims() -> None:
+    from hitmetrix.detect.keys import ip_key
+
+    secret = b"k" * 32
+    env = EnrichEnv(clock=lambda: NOW_MS / 1000, install_secret=secret)
+    ctx = enrich.detection_keys(enrich.user_agent(enrich.client_ip(built(env=env, proj=project(mode="truncate")))))
+    assert (ctx.stored.ip_key, ctx.stored.ip_net, ctx.stored.crawler) == (ip_key(secret, "8.8.8.8"), "8.8.8.0/24", "")
+    googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    ctx = enrich.detection_keys(enrich.user_agent(enrich.client_ip(built(env=env, user_agent=googlebot))))
+    assert ctx.stored.crawler == "googlebot:unverified"  # the browser route never waits for DNS
+    stored = run_pipeline(enrichment(incoming(), env=env, proj=project(mode="hash"))).stored
+    assert stored.ip_key == ip_key(secret, "8.8.8.8") and "8.8.8.8" not in repr(stored)
 
 
 def test_pipeline_end_to_end_and_timings() -> None:

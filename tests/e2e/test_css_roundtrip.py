@@ -124,11 +124,14 @@ def body(cases: list[Case]) -> str:
     return "".join(c.probe for c in cases)
 
 
-def page_html(head: str, cases: list[Case], script: str = "") -> str:
+def page_html(head: str, cases: list[Case], script: str = "", tracker_first: bool = False) -> str:
+    """The tracker tag after the page's script (it finds the sheets made), or first in the head (it sees them
+    being made: insertRule, replace and replaceSync give it their text)."""
     tracker = '<script src="/hm.js" data-key="hm_pk_roundtrip" data-api="/api/v1/batch"></script>'
+    first, last = (tracker, "") if tracker_first else ("", tracker)
     return (
-        f"<!doctype html><html><head><meta charset=utf-8><style>{BASE_CSS}</style>{head}</head>"
-        f"<body>{body(cases)}<script>{script}</script>{tracker}</body></html>"
+        f"<!doctype html><html><head><meta charset=utf-8>{first}<style>{BASE_CSS}</style>{head}</head>"
+        f"<body>{body(cases)}<script>{script}</script>{last}</body></html>"
     )
 
 
@@ -140,6 +143,10 @@ DELIVERIES = {
     "link-recoverable": RECOVERABLE,  # a linked sheet the recorder rebuilds rule by rule
     "insert-rule": RECOVERABLE,  # CSS-in-JS: rules added with insertRule
     "adopted": RECOVERABLE,  # a constructed sheet in document.adoptedStyleSheets
+    # The same, the tracker loaded first: the text script gives is kept, so even what the CSSOM loses is not lost.
+    "insert-rule-tracker-first": CORPUS,
+    "adopted-tracker-first": CORPUS,
+    "adopted-replace-tracker-first": CORPUS,  # replace(): the text arrives when its promise settles
 }
 
 
@@ -159,6 +166,37 @@ def write_pages(site: StaticSite) -> None:
             RECOVERABLE,
             f"const s = document.getElementById('js').sheet;"
             f" for (const r of {rules}) s.insertRule(r, s.cssRules.length);",
+        ),
+    )
+    all_rules = json.dumps(rules_of(CORPUS))
+    site.write(
+        "insert-rule-tracker-first.html",
+        page_html(
+            '<style id="js"></style>',
+            CORPUS,
+            f"const s = document.getElementById('js').sheet;"
+            f" for (const r of {all_rules}) s.insertRule(r, s.cssRules.length);",
+            tracker_first=True,
+        ),
+    )
+    site.write(
+        "adopted-tracker-first.html",
+        page_html(
+            "",
+            CORPUS,
+            f"const s = new CSSStyleSheet(); s.replaceSync({all_rules}.join('\\n'));"
+            " document.adoptedStyleSheets = [s];",
+            tracker_first=True,
+        ),
+    )
+    site.write(
+        "adopted-replace-tracker-first.html",
+        page_html(
+            "",
+            CORPUS,
+            f"const s = new CSSStyleSheet(); window.sheetReady = s.replace({all_rules}.join('\\n'))"
+            ".then(() => { document.adoptedStyleSheets = [s]; });",
+            tracker_first=True,
         ),
     )
     site.write(
@@ -243,6 +281,7 @@ def recorded_head(events: list[dict[str, Any]]) -> tuple[str, list[str]]:
 def computed(page: Page, cases: list[Case]) -> dict[str, dict[str, str]]:
     return page.evaluate(
         """async ([cases, textWidth]) => {
+          if (window.sheetReady) await window.sheetReady;
           await document.fonts.ready;
           const out = {};
           for (const [name, props] of cases) {
@@ -304,6 +343,9 @@ def test_each_rule_computes_the_same_from_the_recording(delivery: str, site: Sta
         "link-recoverable": "link _cssText",
         "insert-rule": "style _cssText",
         "adopted": "adopted",
+        "insert-rule-tracker-first": "style _cssText",
+        "adopted-tracker-first": "adopted",
+        "adopted-replace-tracker-first": "adopted",
     }[delivery]
     assert expected_kind in kinds, kinds
     got = styles_with(browser, site, f"replayed-{delivery}.html", head, cases)

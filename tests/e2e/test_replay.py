@@ -31,18 +31,18 @@ class Recorded:
 
 
 def record_demo_visit(page: Page, base: str) -> str:
-    """Visit, SPA navigation, clicks, typing, a full page load; paced so the recording lasts several seconds."""
+    """Visit, page loads, clicks, typing, scrolling; paced so the recording lasts several seconds."""
     page.goto(base + "/demo/")
     page.wait_for_function("() => window.hitmetrix && typeof window.hitmetrix.sessionId === 'function'")
     session_id = str(page.evaluate("() => window.hitmetrix.sessionId()"))
     page.wait_for_timeout(1500)  # a visitor reading: the replay needs time to have a "3 s" moment
-    page.click("#nav-signup")
+    page.click("#nav-signup")  # a full page load
     page.wait_for_selector("#signup-form")
     page.type("#name", "Replay Tester", delay=40)
-    page.click("#nav-products")
-    page.click("#buy-0")
-    page.wait_for_timeout(1000)
     page.click("#nav-home")
+    page.wait_for_selector("#like-1")
+    page.click("#like-1")
+    page.wait_for_timeout(1000)
     page.mouse.wheel(0, 1500)
     page.wait_for_timeout(1000)
     page.click("#nav-about")  # full page load: a second full snapshot
@@ -127,7 +127,7 @@ def test_find_by_filter_play_and_jump_to_an_event(
     page.wait_for_url(f"**/projects/{pid}/sessions/{sid}")
     wait_ready(page)
     frame = page.frame_locator(REPLAY_FRAME)
-    expect(frame.locator("#home-title")).to_have_text("Welcome to the demo shop", timeout=15_000)
+    expect(frame.locator("#home-title")).to_have_text("Welcome to Lovebirds", timeout=15_000)
     # The recorded page's stylesheet (inlined by rrweb) applies: the demo's header is dark.
     header_bg = frame.locator("header").evaluate("h => getComputedStyle(h).backgroundColor")
     assert header_bg == "rgb(29, 35, 48)", header_bg
@@ -176,7 +176,7 @@ def test_opening_with_t_starts_paused_at_that_time(
     page.wait_for_timeout(700)  # paused: the clock must not move
     assert abs(current_ms(page) - 3000) <= 1000, current_ms(page)
     assert page.evaluate("() => window.hmReplay.player.getReplayer().service.state.value") == "paused"
-    expect(page.frame_locator(REPLAY_FRAME).locator("body")).to_contain_text("Demo shop", timeout=10_000)
+    expect(page.frame_locator(REPLAY_FRAME).locator("body")).to_contain_text("Lovebirds", timeout=10_000)
     page.screenshot(path=str(artifacts / "replay-at-3s.png"))
     assert errors == [], errors
 
@@ -226,7 +226,7 @@ def test_a_chunk_that_cannot_be_loaded_does_not_stop_the_replay(
     page.wait_for_function(f"() => window.hmReplay.loadedChunks === {recorded.chunks}", timeout=15_000)
     assert page.evaluate("() => window.hmReplay.failedChunks") == [broken]
     expect(page.locator("#hm-loading")).to_contain_text("could not be loaded")
-    expect(page.frame_locator(REPLAY_FRAME).locator("body")).to_contain_text("Demo shop")
+    expect(page.frame_locator(REPLAY_FRAME).locator("body")).to_contain_text("Lovebirds")
     assert errors == [], errors
 
 

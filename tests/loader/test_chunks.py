@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import random
 
 import pytest
 import zstandard
 
-from hitmetrix.loader.chunks import ChunkCheckError, ChunkRecoder
+from hitmetrix.loader.chunks import ChunkCheckError, ChunkRecoder, extract_texts
+from hitmetrix.store.blobs import text_ref
 from tests.loader.helpers import rrweb_like
 
 MIB = 1024 * 1024
@@ -44,3 +47,35 @@ def test_a_chunk_that_cannot_be_stored_is_refused_with_its_reason(data: bytes, r
 def test_a_zip_bomb_is_refused_long_before_its_cap() -> None:
     with pytest.raises(ChunkCheckError, match="zip bomb"):
         ChunkRecoder(max_json_bytes=32 * MIB, max_depth=512).recode(gzip.compress(b"0" * (64 * MIB)))
+
+
+def test_large_stylesheet_texts_and_pixels_leave_the_chunk_and_small_ones_stay() -> None:
+    css, small, pixels = ".a { color: red } " * 100, ".b { margin: 0 }", "data:image/png;base64," + "A" * 5000
+    paragraph = "words " * 2000  # a long text node, not a stylesheet: it stays
+    events = [
+        {"type": 2, "timestamp": 1, "data": {"node": {"type": 0, "childNodes": [
+            {"type": 2, "tagName": "style", "attributes": {"_cssText": css}, "childNodes": []},
+            {"type": 2, "tagName": "style", "attributes": {"_cssText": small}, "childNodes": []},
+            {"type": 2, "tagName": "canvas", "attributes": {"rr_dataURL": pixels}, "childNodes": []},
+            {"type": 3, "textContent": paragraph},
+        ]}}},
+        {"type": 3, "timestamp": 2, "data": {"source": 8, "id": 3, "replaceSync": css}},
+    ]
+    raw = json.dumps(events).encode()
+    slim, texts = extract_texts(raw)
+    assert sorted(texts.values()) == sorted([css.encode(), pixels.encode()]), "each once, though css is there twice"
+    kept = json.loads(slim)
+    nodes = kept[0]["data"]["node"]["childNodes"]
+    assert nodes[0]["attributes"]["_cssText"] == kept[1]["data"]["replaceSync"] == text_ref(hashlib.sha256(
+        css.encode()).hexdigest())
+    assert nodes[1]["attributes"]["_cssText"] == small and nodes[3]["textContent"] == paragraph
+    recoded = ChunkRecoder(MIB, 64).recode_deduplicated(gzip.compress(raw))
+    assert recoded.raw_bytes == len(raw) and recoded.texts == texts
+    assert zstandard.ZstdDecompressor().decompress(recoded.blob) == slim
+
+
+def test_a_chunk_msgspec_cannot_take_or_without_large_texts_is_kept_as_it_came() -> None:
+    lone_surrogate = b'[{"type": 3, "text": "\\ud800' + b"x" * 2000 + b'"}]'
+    assert extract_texts(lone_surrogate) == (lone_surrogate, {})
+    plain = rrweb_like(random.Random(8), 20_000)
+    assert extract_texts(plain) == (plain, {})

@@ -4,6 +4,8 @@ failures retried with every chunk kept."""
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +170,80 @@ def test_bad_chunks_are_quarantined_and_a_failing_store_keeps_every_chunk(tmp_pa
     reasons = {item.seq: (item.stage, item.reason) for item in restarted.quarantine.items()}
     assert reasons[1] == ("chunk", "ChunkCheckError: JSON nested deeper than 512 levels")
     assert reasons[2] == ("inbox", "ValidationError: Expected `array`, got `int`")
+
+
+SHARED_CSS = ".grid { display: grid; grid-template-columns: repeat(4, 1fr) } " * 80
+CONSTRUCTED = ".alert { --pad: 16px 24px; padding: var(--pad); padding-bottom: 20px } " * 30
+
+
+def snapshot_chunk(session: str, page: int) -> bytes:
+    """A page view's full snapshot: the site's stylesheet (a <link>'s text), a constructed sheet, a mutation."""
+    link = {"type": 2, "tagName": "link", "attributes": {"rel": "stylesheet", "_cssText": SHARED_CSS}, "id": 3}
+    body = {"type": 2, "tagName": "body", "attributes": {}, "id": 4, "childNodes": [
+        {"type": 3, "textContent": f"{session} page {page}", "id": 5}]}
+    events = [
+        {"type": 4, "timestamp": 1_700_000_000_000 + page, "data": {"href": f"https://shop.example/{page}"}},
+        {"type": 2, "timestamp": 1_700_000_000_001 + page, "data": {"node": {"type": 0, "id": 1, "childNodes": [
+            {"type": 2, "tagName": "html", "attributes": {}, "id": 2, "childNodes": [link, body]}]}}},
+        {"type": 3, "timestamp": 1_700_000_000_002 + page, "data": {"source": 8, "id": 7, "replaceSync": CONSTRUCTED}},
+        {"type": 3, "timestamp": 1_700_000_000_003 + page, "data": {"source": 0, "texts": [], "removes": [],
+         "attributes": [{"id": 4, "attributes": {"class": "short"}}], "adds": []}},
+    ]
+    return gzip.compress(json.dumps(events).encode())
+
+
+def test_two_sessions_with_the_same_stylesheet_store_it_once(tmp_path: Path, store: ChdbStore) -> None:
+    chunks_worker = worker(tmp_path, store)
+    sent = {(sid, seq): snapshot_chunk(sid, seq) for sid in ("sess-one", "sess-two") for seq in range(2)}
+    chunks_worker.inbox.put_many([chunk(1, sid, seq, data) for (sid, seq), data in sent.items()])
+    chunks_worker.inbox.put_many([chunk(2, "sess-three", 0, snapshot_chunk("sess-three", 0))])
+    assert chunks_worker.drain() == 5
+    texts = sorted(p.relative_to(tmp_path / "recordings") for p in (tmp_path / "recordings").rglob("texts/*/*"))
+    assert [t.parts[0] for t in texts] == ["1", "1", "2", "2"], "each text once per project, in each project"
+    blobs = chunks_worker.blobs
+    for (sid, seq), data in sent.items():
+        key = blobs.chunk_key(1, sid, seq)
+        stored = blobs.stored_json(key)
+        assert SHARED_CSS.encode() not in stored and CONSTRUCTED.encode() not in stored
+        assert len(stored) < len(gzip.decompress(data)) / 4
+        assert json.loads(blobs.chunk_json(key)) == json.loads(gzip.decompress(data)), "readers get it all back"
+    assert stored_seqs(store, 1) == [0, 0, 1, 1]
+
+
+def test_a_quiet_session_is_compacted_into_one_unit_and_still_reads(tmp_path: Path, store: ChdbStore) -> None:
+    now = [1000.0]
+    counters = LoaderCounters()
+    chunks_worker = ChunkWorker(
+        ChunkInbox(tmp_path / "inbox"),
+        BlobStore(tmp_path / "recordings"),
+        store,
+        Quarantine(tmp_path / "quarantine", counters=counters),
+        counters,
+        max_chunk_json_bytes=8 * MIB,
+        max_json_depth=512,
+        project_bytes_per_round=4 * MIB,
+        unit_idle_s=300,
+        clock=lambda: now[0],
+    )
+    rng = random.Random(11)
+    sent = {seq: rrweb_chunk(20_000, rng) for seq in range(6)}
+    chunks_worker.inbox.put_many([chunk(1, "sess-quiet", seq, data) for seq, data in sent.items()])
+    chunks_worker.drain()
+    session_dir = tmp_path / "recordings" / chunks_worker.blobs.session_dir_key(1, "sess-quiet")
+    assert chunks_worker.compact_quiet_sessions() == 0 and len(os.listdir(session_dir)) == 6, "not quiet yet"
+    now[0] += 301
+    assert chunks_worker.compact_quiet_sessions() == 1
+    assert [n.split("-")[0] for n in os.listdir(session_dir)] == ["unit"]
+    assert counters.snapshot()["chunks_compacted"] == 6
+    for seq, data in sent.items():
+        assert chunks_worker.blobs.stored_json(chunks_worker.blobs.chunk_key(1, "sess-quiet", seq)) == gzip.decompress(
+            data
+        )
+    # A restarted worker finds sessions a crash left loose, and compacts them once quiet.
+    restarted = worker(tmp_path, store)
+    restarted.inbox.put_many([chunk(1, "sess-quiet", 6, rrweb_chunk(5000, rng))])
+    restarted.drain()
+    restarted.unit_idle_s = 0
+    assert restarted.compact_quiet_sessions() == 1
+    assert len(os.listdir(session_dir)) == 1
+    assert stored_seqs(store, 1) == list(range(7))

@@ -101,6 +101,20 @@ def test_the_previous_releases_metadata_is_upgraded_without_losing_a_row(tmp_pat
     meta.close()
 
 
+def test_every_existing_project_gets_its_own_server_key(tmp_path: Path) -> None:
+    """0006: server sources need a secret per project; the previous release's projects get one too."""
+    previous_release_meta(tmp_path)
+    meta = MetaStore("", tmp_path)
+    keys = [p.server_key for p in meta.projects()]
+    assert len(keys) == 2 and len(set(keys)) == 2 and all(k.startswith("hm_sk_") and len(k) > 30 for k in keys)
+    assert [p.auth_rules for p in meta.projects()] == ["", ""]
+    found = meta.project_by_server_key(keys[1])
+    assert found is not None and found.id == 2
+    new = meta.create_project("after")
+    assert new.server_key.startswith("hm_sk_") and new.server_key not in keys
+    meta.close()
+
+
 def test_a_database_the_stopgap_already_gave_query_keys_is_upgraded_too(tmp_path: Path) -> None:
     """Between the previous release and migrations, a stopgap added allowed_query_keys at start-up."""
     previous_release_meta(tmp_path)
@@ -111,6 +125,64 @@ def test_a_database_the_stopgap_already_gave_query_keys_is_upgraded_too(tmp_path
     demo = meta.project(1)
     assert demo is not None and demo.query_allowlist == ("page",) and demo.time_zone == "UTC"
     meta.close()
+
+
+def test_upgraded_projects_have_every_recording_feature_off_until_an_owner_turns_one_on(tmp_path: Path) -> None:
+    """0008: the optional tracker features (console, network, vitals) of existing projects start off."""
+    from hitmetrix.store import projects
+
+    previous_release_meta(tmp_path)
+    meta = MetaStore("", tmp_path)
+    existing = meta.projects()
+    assert existing, "the fixture has projects"
+    for project in existing:
+        assert [getattr(project, name) for name in projects.RECORDING_FEATURES] == [False, False, False], project.id
+    projects.update_settings(meta, existing[0].id, {"record_network": True}, actor_id=None)
+    meta.close()
+    reopened = MetaStore("", tmp_path)
+    again = reopened.project(existing[0].id)
+    assert again is not None and (again.record_console, again.record_network, again.record_vitals) == (
+        False,
+        True,
+        False,
+    )
+    reopened.close()
+
+
+def test_0007_gives_existing_projects_detection_tables_that_go_with_them_and_downgrades(tmp_path: Path) -> None:
+    """0007: alerts, decisions, allow-lists and webhooks start empty; an old project's rows work and are deleted
+    with it; downgrading to 0006 drops the tables, and the next start makes them again."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from hitmetrix.detect.detectors.base import Finding
+    from hitmetrix.store import projects, security
+
+    detection_tables = {"alerts", "decisions", "allow_entries", "webhooks", "webhook_deliveries"}
+    previous_release_meta(tmp_path)
+    meta = MetaStore("", tmp_path)
+    assert detection_tables <= set(inspect(meta.engine).get_table_names())
+    old = meta.projects()[0]
+    finding = Finding("probing", "high", "ip", "k1", "203.0.113.0", ("40 404s in 1 min",), NOV_20_23_50_MS, old.id)
+    alert, new = security.upsert_alert(meta, finding, NOV_20_23_50_MS, 60_000)
+    assert new and security.alerts(meta, old.id)[0].id == alert.id
+    security.add_decision(meta, old.id, "ip", "k1", "block", "probing", 60, "rule", alert_id=alert.id)
+    security.add_allow_entry(meta, old.id, "cidr", "192.0.2.0/24")
+    projects.delete_project(meta, old.id, actor_id=None)
+    assert security.alerts(meta, old.id) == [] and security.decisions(meta, old.id) == []
+    assert security.all_allow_entries(meta) == []
+    with meta.engine.connect() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(migrations.HERE))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+        connection.commit()
+    assert not detection_tables & set(inspect(meta.engine).get_table_names())
+    meta.close()
+    again = MetaStore("", tmp_path)
+    assert detection_tables <= set(inspect(again.engine).get_table_names())
+    again.close()
 
 
 def test_a_fresh_database_has_exactly_the_models_schema(tmp_path: Path) -> None:

@@ -4,6 +4,61 @@
  * a var() shorthand followed by a longhand it resets serialises as empty longhands (`padding-top: ;`),
  * and some longhand pairs as invalid shorthands (`border-block: initial initial`).
  */
+import { safe } from './util';
+
+/**
+ * Rules' source text as script gave it (insertRule, replace, replaceSync), with the rule's cssText then: a
+ * constructed sheet has no other text, and its CSSOM keeps nothing of a var() shorthand that a later
+ * longhand resets. Used while the rule still serialises as it did (nothing edited it since).
+ */
+const given = new WeakMap<CSSRule, [string, string]>();
+let watching = false;
+
+/**
+ * Wrap the methods script builds sheets with, once, as the tracker loads: sheets made before that
+ * (the tracker tag placed after the page's own scripts) go through `ruleText` as before.
+ */
+export function watchSheets(): void {
+  if (watching) return;
+  watching = true;
+  const proto = CSSStyleSheet.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const wrap = (name: string, after: (sheet: CSSStyleSheet, text: string, result: unknown) => void): void => {
+    const original = proto[name];
+    if (original)
+      proto[name] = function (this: CSSStyleSheet, ...args: unknown[]) {
+        const result = original.apply(this, args); // the page's own call: its errors are its own
+        safe(after)(this, String(args[0]), result);
+        return result;
+      };
+  };
+  wrap('insertRule', (sheet, text, index) => remember(sheet.cssRules[index as number], text));
+  wrap('replaceSync', split);
+  wrap('replace', (sheet, text, done) => (done as Promise<unknown>).then(() => split(sheet, text), () => 0));
+}
+
+function remember(rule: CSSRule | undefined, text: string): void {
+  if (rule) given.set(rule, [text, rule.cssText]);
+}
+
+/** A sheet's text cut into its top-level rules (braces outside strings and comments), one per CSSRule. */
+function split(sheet: CSSStyleSheet, text: string): void {
+  const rules: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c == '\\') i++;
+    else if (c == '"' || c == "'") i = Math.max(i, text.indexOf(c, i + 1));
+    else if (c == '/' && text[i + 1] == '*') i = text.indexOf('*/', i + 2) + 1 || text.length;
+    else if (c == '{') depth++;
+    else if ((c == '}' && !--depth) || (c == ';' && !depth)) {
+      rules.push(text.slice(start, i + 1).trim());
+      start = i + 1;
+    }
+  }
+  const live = sheet.cssRules;
+  if (rules.length == live.length) for (let i = 0; i < live.length; i++) remember(live[i], rules[i]);
+}
 
 /** A detached declaration block: re-parses declaration text, and expands shorthands into longhands. */
 let probe: CSSStyleDeclaration | undefined;
@@ -48,6 +103,8 @@ function parsesTo(text: string, rules: CSSRuleList): boolean {
 /** A rule's text, rebuilt only where the CSSOM's own serialisation would not parse back the same. */
 export function ruleText(rule: CSSRule): string {
   const css = rule.cssText;
+  const kept = given.get(rule);
+  if (kept && kept[1] == css) return kept[0];
   const style = (rule as CSSStyleRule).style;
   const kids = (rule as CSSGroupingRule).cssRules; // @media, @supports, @layer, @container, nesting
   let body = style ? declarations(style) : '';

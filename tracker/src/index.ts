@@ -5,10 +5,12 @@
 import { install, pageview } from './autocapture';
 import { Config, dntRequested, readConfig } from './config';
 import { emit, onRecording } from './events';
+import { loadFeatures } from './features';
 import { configure } from './privacy';
 import { discard, flush } from './queue';
 import * as recorder from './recorder';
 import * as session from './session';
+import { startSignals } from './signals';
 import { clear, setEndpoint } from './transport';
 import { clip, load, safe, save, state } from './util';
 
@@ -34,7 +36,9 @@ function start(config: Config): void {
   state.on = true;
   session.start(config.cookieless);
   pageview('load');
+  startSignals(); // automation signals, once per page (signals.ts)
   if (config.record) recorder.startRecording(config.maskText, safe(onRecording));
+  loadFeatures(config.endpoint, config.record); // optional chunks the project turned on (features.ts)
 }
 
 function init(): void {

@@ -3,6 +3,7 @@
  * wire chunks: base64(gzip(JSON array of events)), compressed asynchronously once taken.
  */
 import { record } from '@rrweb/record';
+import { watchSheets } from './css';
 import { canCompress, gzip, gzipStored } from './gzip';
 import { BLOCK, MASK, cleanUrl } from './privacy';
 import { nextSeq } from './session';
@@ -52,6 +53,7 @@ export function startRecording(maskText: boolean, emit: (e: RrwebEvent) => void)
     emit({ type: 5, timestamp: Date.now(), data } as RrwebEvent);
   });
   addEventListener('hashchange', meta);
+  watchSheets();
   const stopRrweb = record({
     emit: emit as (e: unknown) => void,
     maskAllInputs: true,
@@ -59,8 +61,11 @@ export function startRecording(maskText: boolean, emit: (e: RrwebEvent) => void)
     blockSelector: BLOCK,
     // privacy.scrub masks what rrweb misses; rrweb masking the same text first costs nothing.
     maskTextSelector: maskText ? '*' : MASK,
-    sampling: { mousemove: 50, scroll: 150, media: 800, input: 'last' },
-    recordCanvas: false, // and the build leaves rrweb's canvas recording out (build.mjs)
+    // Every input event, not only `change` ('last'): the replay shows masked typing as it happens, one * a key.
+    sampling: { mousemove: 50, scroll: 150, media: 800 },
+    // A canvas's pixels as an image in each snapshot (and in a mutation that adds one); the build leaves out
+    // rrweb's recording of every later drawing call (build.mjs), ~3 KB gzipped the core cannot carry.
+    recordCanvas: !maskText, // pixels can show text: not where the project masks all text
     recordCrossOriginIframes: false, // nor its relay of cross-origin frames' recordings (build.mjs)
     collectFonts: false,
     inlineStylesheet: true,

@@ -5,6 +5,8 @@
  * session_id:   sessionStorage `hm_sid` = "id.lastActivityMs.nextSeq", one per tab, so that a
  *               session's chunk seq numbers and its replay come from a single page lineage.
  * user_id:      localStorage `hm_uid` (sessionStorage when cookieless), set by identify().
+ * Unless cookieless, the session id is also the first-party cookie `hm_sid` (path /, SameSite=Lax, 30 min
+ * sliding), so the site's server middleware can join its requests to this session.
  */
 import { load, now, randomId, save, StorageKind, validId } from './util';
 
@@ -17,11 +19,31 @@ export const ids = { aid: '', sid: '', uid: '' };
 let lastActivity = 0;
 let seq = 0;
 let userStore: StorageKind = 'localStorage';
+let cookies = false;
+let cookieAt = 0;
+let cookieSid = '';
 
-const persist = (): void => save('sessionStorage', SID, ids.sid + '.' + lastActivity + '.' + seq);
+/** The `hm_sid` cookie: written when the id changes, else at most once a minute (activity is frequent). */
+function cookie(sid: string, maxAgeS: number): void {
+  if (!cookies || (sid === cookieSid && lastActivity - cookieAt < 60000 && maxAgeS)) return;
+  cookieSid = sid;
+  cookieAt = lastActivity;
+  const secure = location.protocol === 'https:' ? ';Secure' : '';
+  try {
+    document.cookie = SID + '=' + sid + ';Path=/;Max-Age=' + maxAgeS + ';SameSite=Lax' + secure;
+  } catch (e) {
+    /* a sandboxed document refuses cookies */
+  }
+}
+
+function persist(): void {
+  save('sessionStorage', SID, ids.sid + '.' + lastActivity + '.' + seq);
+  cookie(ids.sid, IDLE_MS / 1000);
+}
 
 /** Restore or create the ids for this page. */
 export function start(cookieless: boolean): void {
+  cookies = !cookieless;
   userStore = cookieless ? 'sessionStorage' : 'localStorage';
   ids.aid = (!cookieless && load('localStorage', AID)) || '';
   if (!validId(ids.aid)) {
@@ -73,5 +95,6 @@ export function forget(): void {
   save('localStorage', AID, null);
   save('sessionStorage', SID, null);
   save(userStore, UID, null);
+  cookie('', 0);
   ids.aid = ids.sid = ids.uid = '';
 }
