@@ -3,9 +3,12 @@
 Run with `python -m bench.detect` (add `--quick` for a short run). Four figures:
 
 1. detection rate: events/s through the engine and every built-in detector, in process, from a
-   synthetic spool (sealed segments of mixed browser, request and sign-in batches from many clients);
+   synthetic spool of sealed segments, for two kinds of traffic: "browser_heavy", the common case (tracker
+   batches of pageviews, clicks and scrolls, a tenth of server requests, few sign-ins), and "alert_heavy", an
+   attack flood (requests from HTTP tools, 404s, failed sign-ins: an alert every ~35 events);
 2. capture rate with detection on and off: a real server driven by wrk (50-event batches, as
-   `bench/run.py` sends them), acknowledged events/s each way, and whether detection kept up;
+   `bench/run.py` sends them), acknowledged events/s each way, whether detection kept up, and the CPU
+   seconds the detection process spent (events per CPU second: the capture rate it could follow);
 3. state memory with 1 M distinct IPs: every detector fed one request per address, the state's
    entries and estimated bytes and the process's resident memory growth;
 4. alert latency over real HTTP: a brute force posted to /api/v1/server/batch, from its
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -138,8 +142,10 @@ def bench_engine_rate(work: Path, batches: int, traffic: str = "alert_heavy") ->
     engine = DetectionEngine(data_dir / "spool", meta, data_dir=data_dir, detectors=all_detectors(settings),
                              secret=SECRET, durable=False)
     started = time.perf_counter()
+    started_cpu_s = time.process_time()
     segments = engine.run_once()
     elapsed_s = time.perf_counter() - started
+    cpu_s = time.process_time() - started_cpu_s
     entries, size = engine.state_size()
     counters = engine.counters
     meta.close()
@@ -149,6 +155,8 @@ def bench_engine_rate(work: Path, batches: int, traffic: str = "alert_heavy") ->
         "segments": segments,
         "seconds": round(elapsed_s, 2),
         "events_per_s": round(counters["events"] / elapsed_s),
+        # The machine is shared: CPU time says what one core of its own would do.
+        "events_per_cpu_s": round(counters["events"] / cpu_s),
         "alerts_raised": counters["alerts_raised"],
         "alerts_merged": counters["alerts_merged"],
         "detectors": len(engine.detectors),
@@ -170,9 +178,14 @@ def _detectors_alone(spool_dir: Path, detectors: list[Any]) -> int:
         for record in read_records(path)
         for obs in observations(decode_batch(record))
     ]
+    # Routed by kind as the engine routes them (a detector declaring ``kinds`` sees only those events).
+    routes = {
+        kind: [d for d in detectors if getattr(d, "kinds", None) is None or kind in d.kinds]
+        for kind in {obs.kind for obs in decoded}
+    }
     started = time.perf_counter()
     for obs in decoded:
-        for detector in detectors:
+        for detector in routes[obs.kind]:
             detector.observe(obs)
     return round(len(decoded) / (time.perf_counter() - started))
 
@@ -251,7 +264,15 @@ def bench_capture(work: Path, detect: bool, seconds: int, connections: int) -> d
             wait_for(lambda: observed() >= acked_events, 600, 0.2, what="detection caught up")
             caught_up_s = time.monotonic() - started
             health = httpx.get(server.url + "/healthz", timeout=10).json()["detection"]
+            assert server.proc is not None
+            detect_cpu_s = _children_cpu_s(server.proc.pid, "hitmetrix.detect.process")
             answer.update(
+                # CPU seconds the detection process spent (on a loaded machine, what it would need of a core):
+                # events observed per CPU second is how fast capture could go before detection fell behind.
+                detection_cpu_s=round(detect_cpu_s, 2),
+                detection_events_per_cpu_s=round(health["detect_counters"]["events"] / detect_cpu_s)
+                if detect_cpu_s
+                else None,
                 detection_caught_up_after_s=round(caught_up_s - capture_s, 2),
                 detection_events_observed=health["detect_counters"]["events"],
                 detection_lag_ms_p95=health["detect_lag_ms_p95"],
@@ -260,6 +281,21 @@ def bench_capture(work: Path, detect: bool, seconds: int, connections: int) -> d
         return answer
     finally:
         server.stop()
+
+
+def _children_cpu_s(pid: int, command_part: str) -> float:
+    """User + system CPU seconds of the child processes of ``pid`` whose command line contains ``command_part``."""
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        try:
+            if command_part not in Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+                continue
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
 
 
 def bench_alert_latency(work: Path, attacks: int) -> dict[str, Any]:
@@ -321,8 +357,9 @@ def main() -> int:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="hm-bench-detect-") as tmp:
         work = Path(tmp)
-        results["engine_rate"] = bench_engine_rate(work, args.batches)
-        print("detection rate:", json.dumps(results["engine_rate"]), flush=True)
+        results["engine_rate"] = [bench_engine_rate(work, args.batches, traffic) for traffic in TRAFFIC]
+        for row in results["engine_rate"]:
+            print("detection rate:", json.dumps(row), flush=True)
         default_max = int(load_settings(environ={}).detect_max_entities)
         results["state_memory"] = [bench_state_memory(args.ips, default_max)]
         print("state memory:", json.dumps(results["state_memory"][0]), flush=True)

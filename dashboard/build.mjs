@@ -2,7 +2,8 @@
 // replay.js + replay.css (the replay page, rrweb-player included) and
 // sessions.js + sessions.css (the session list), team.js (copy buttons and confirmations on the team
 // pages), onboarding.js (install snippet's copy button, first-event check, browser time zone) and
-// live.js (the live page). Usage: npm run build
+// live.js (the live page), overview.js + overview.css (the analytics overview: ECharts as SVG, with a world
+// map from world-atlas). Usage: npm run build
 import { build } from 'esbuild';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,11 +19,33 @@ const GZIP_BUDGET_BYTES = {
   'team.js': 2 * 1024,
   'onboarding.js': 4 * 1024,
   'live.js': 4 * 1024,
+  // ECharts (line and map charts, SVG renderer, tree-shaken) and world-atlas's 1:110m countries.
+  'overview.js': 250 * 1024,
+};
+
+// ECharts parses a map given as a string with `new Function` when the browser has no JSON.parse. We register
+// maps as objects, so the branch never runs, but the CSP check below (rightly) refuses any `new Function` in a
+// bundle: swap it for JSON.parse, and fail loudly if a new ECharts version moved it.
+const echartsWithoutNewFunction = {
+  name: 'echarts-without-new-function',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]echarts[\\/]lib[\\/]coord[\\/]geo[\\/]GeoJSONResource\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const fallback = "new Function('return (' + source + ');')()";
+      if (!source.includes(fallback)) {
+        return { errors: [{ text: `${args.path} changed: check its JSON fallback and update build.mjs` }] };
+      }
+      return { contents: source.replace(fallback, 'JSON.parse(source)'), loader: 'js' };
+    });
+  },
 };
 
 mkdirSync(outdir, { recursive: true });
 await build({
-  entryPoints: ['replay.ts', 'sessions.ts', 'team.ts', 'onboarding.ts', 'live.ts'].map((name) => join(here, 'src', name)),
+  plugins: [echartsWithoutNewFunction],
+  entryPoints: ['replay.ts', 'sessions.ts', 'team.ts', 'onboarding.ts', 'live.ts', 'overview.ts'].map((name) =>
+    join(here, 'src', name),
+  ),
   outdir,
   bundle: true,
   minify: true,

@@ -1,6 +1,7 @@
 // Builds the tracker into ../hitmetrix/web/static/hm.js and its optional chunks beside it (hm-console.js,
-// hm-network.js, hm-vitals.js: loaded only when a project turns them on, see src/features.ts), and enforces
-// the size budgets. Usage: npm run build   (exits 1 when a gzipped bundle is over its budget)
+// hm-network.js, hm-vitals.js: loaded only when a project turns them on; hm-frustration.js: loaded unless the
+// project turns it off; see src/features.ts), and enforces the size budgets.
+// Usage: npm run build   (exits 1 when a gzipped bundle is over its budget)
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,7 +12,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const outfile = join(here, '..', 'hitmetrix', 'web', 'static', 'hm.js');
 const GZIP_BUDGET_BYTES = 25 * 1024; // rrweb included: under Microsoft Clarity's 26 KB (issue 10)
 // The optional chunks, each loaded on its own: name -> gzip budget (web-vitals is most of hm-vitals.js).
-const CHUNK_GZIP_BUDGET_BYTES = { console: 3 * 1024, network: 3 * 1024, vitals: 4 * 1024 };
+const CHUNK_GZIP_BUDGET_BYTES = { console: 3 * 1024, network: 3 * 1024, vitals: 4 * 1024, frustration: 2 * 1024 };
 
 /**
  * rrweb's canvas recording (a worker inlined as a string, 2D and WebGL hooks) weighs ~3 KB
@@ -113,6 +114,44 @@ function withoutInlineImages(source, path) {
   return source.replace(marked, '\n    {');
 }
 
+/**
+ * rrweb-snapshot tests `node instanceof BaseRRNode` (its virtual DOM, used by the replayer only) to read a shadow
+ * root; a recorded page's nodes are never RRNodes, so the class stays as an empty stub that no node is an instance
+ * of (~0.3 KB gzipped: room in the core for the heatmap's click geometry, issue 9).
+ */
+function withoutVirtualDomNodes(source, path) {
+  const from = source.indexOf('\nclass BaseRRNode {');
+  const to = source.indexOf('\n}\n', from);
+  const uses = source.split('BaseRRNode').length - 1;
+  if (from < 0 || to < from || uses !== 3 || !source.includes('n instanceof BaseRRNode && "shadowRoot" in n')) {
+    throw new Error(`${path}: not the rrweb layout this build edits (BaseRRNode, ${uses} uses)`);
+  }
+  return source.slice(0, from) + '\nclass BaseRRNode {' + source.slice(to);
+}
+
+/**
+ * rrweb's TypeScript enums (EventType, IncrementalSource …) compile to objects with a reverse mapping (number to
+ * name) that rrweb never reads: plain objects of name to number instead (~0.2 KB gzipped).
+ */
+function withPlainEnums(source, path) {
+  const entry = / {2}\2\[\2\["\w+"\] = \d+\] = "\w+";\n/.source;
+  const head = String.raw`\nvar (\w+) = /\* @__PURE__ \*/ \(\((\w+)\) => \{\n`;
+  const tail = String.raw` {2}return \2;\n\}\)\(\1 \|\| \{\}\);`;
+  const pattern = new RegExp(`${head}((?:${entry})+)${tail}`, 'g');
+  let count = 0;
+  source = source.replace(pattern, (_, name, inner, body) => {
+    count++;
+    const entries = [...body.matchAll(/\["(\w+)"\] = (\d+)\]/g)].map((m) => `"${m[1]}": ${m[2]}`);
+    return `\nvar ${name} = { ${entries.join(', ')} };`;
+  });
+  // A reverse lookup (Enum[number]) would now read undefined: the build refuses rather than ship that.
+  const enums = 'EventType|IncrementalSource|MouseInteractions|MediaInteractions|NodeType|CanvasContext|PointerTypes';
+  if (count !== 7 || new RegExp(String.raw`\b(${enums})\[(?!"|eventKey\]|thisEventKey\])`).test(source)) {
+    throw new Error(`${path}: not the rrweb layout this build edits (${count} enums, or a reverse lookup)`);
+  }
+  return source;
+}
+
 /** The build fails if the pinned rrweb is laid out differently, rather than ship a half-edited copy. */
 const editedRrweb = {
   name: 'edited-rrweb',
@@ -120,7 +159,7 @@ const editedRrweb = {
     b.onLoad({ filter: /[\\/]@rrweb[\\/]record[\\/]dist[\\/]record\.js$/ }, ({ path }) => {
       let source = readFileSync(path, 'utf8');
       for (const edit of [withoutCanvasRecording, withoutCrossOriginIframes, withoutUnusedOptions,
-        withoutInlineImages, withLosslessStylesheets]) {
+        withoutInlineImages, withoutVirtualDomNodes, withPlainEnums, withLosslessStylesheets]) {
         source = edit(source, path);
       }
       return { contents: source, loader: 'js' };

@@ -49,6 +49,8 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"unexplained alert: {alert['rule']} on {alert['entity_kind']}:{alert['entity_label']}")
     tta = results["time_to_alert_ms"]
     lines.append("")
+    lines.append("Time to alert (tta): from the answer of the request that carried the finding's event to the alert "
+                 "being visible in the alerts API (polled every 100 ms).")
     lines.append(f"Time to alert over all detections: p50 {ms(tta['p50'])} ms, p95 {ms(tta['p95'])} ms (target p95 "
                  "<= 5000 ms).")
     lines.append(f"Every attack alerted: {results['all_attacks_alerted']}; no benign one alerted: "

@@ -39,7 +39,7 @@ import logging
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ CLEANUP_EVERY_S = 30.0
 FLUSH_EVERY_S = 0.5  # findings are written at the end of each segment, and at least this often within one
 LOG_EVERY_S = 10.0  # at most one log line per kind of trouble in this time
 _SAMPLES = 1000  # latencies kept for percentiles
+# Batch ids remembered to skip client retries: ~4 minutes of batches at capture's full rate, ~20 MB.
+MAX_SEEN_BATCHES = 200_000
 _RATE_WINDOW_S = 10.0
 
 AlertListener = Callable[[security.Alert], None]
@@ -151,6 +153,8 @@ class DetectionEngine:
         self._cleaned = -1e18
         self._rebuilt = False
         self._folded: dict[tuple[int, str, str, str], _Folded] = {}
+        # Hashes of the batch ids observed lately (the oldest forgotten first), rebuilt with the state.
+        self._seen_batches: OrderedDict[int, None] = OrderedDict()
         self._flushed_at = time.monotonic()
         self._listeners: list[AlertListener] = []
         self._lock = threading.Lock()  # one pass at a time (the thread, run_once, stop's last pass)
@@ -164,6 +168,7 @@ class DetectionEngine:
             "segments_missing": 0,
             "records": 0,
             "bad_records": 0,
+            "duplicate_batches": 0,
             "damaged_segments": 0,
             "events": 0,
             "events_allowed": 0,
@@ -314,6 +319,16 @@ class DetectionEngine:
                 self.counters["bad_records"] += 1
                 self._trouble("record", "spool segment %d: a record is not a batch (%s); skipped", segment_id, exc)
                 continue
+            if batch.batch_id:
+                # A client's retry after a lost answer is the same batch again: the loader stores it once, and
+                # detection must count it once too, or a retried sign-in failure counts double.
+                seen_key = hash((batch.project_id, batch.session_id, batch.batch_id))
+                if seen_key in self._seen_batches:
+                    self.counters["duplicate_batches"] += 1
+                    continue
+                self._seen_batches[seen_key] = None
+                if len(self._seen_batches) > MAX_SEEN_BATCHES:
+                    self._seen_batches.popitem(last=False)
             if live:
                 self._lag_ms.append(max(0, now_ms - batch.received_at))
             try:

@@ -53,6 +53,13 @@ ACTIONS: dict[str, str] = {
     "token_revoked": "Revoked an API token",
     "token_used": "Used an API token",
     "replay_viewed": "Watched a replay",
+    "alert_state_changed": "Changed an alert's state",
+    "decision_made": "Made a decision",
+    "decision_revoked": "Revoked a decision",
+    "allow_entry_added": "Added an allow-list entry",
+    "allow_entry_removed": "Removed an allow-list entry",
+    "webhook_added": "Added a webhook",
+    "webhook_removed": "Removed a webhook",
 }
 _ACTION = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 MAX_TARGET_CHARS = 320

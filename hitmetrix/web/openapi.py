@@ -14,6 +14,8 @@ from hitmetrix.analytics.sessions import (
     MAX_DURATION_S,
     MAX_PAGE_SIZE,
 )
+from hitmetrix.web.analytics_api import OPENAPI_PATHS as ANALYTICS_PATHS
+from hitmetrix.web.funnels_api import OPENAPI_PATHS as FUNNELS_PATHS
 from hitmetrix.web.decisions_api import OPENAPI_PATHS as DECISIONS_PATHS
 from hitmetrix.web.decisions_api import SERVER_KEY_SCHEME
 from hitmetrix.web.security_openapi import OPENAPI_PATHS as SECURITY_PATHS
@@ -319,6 +321,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "Hitmetrix API", "version": __version__},
         "paths": {
             **DECISIONS_PATHS,  # the protected site reads verdicts with its server key
+            **ANALYTICS_PATHS,  # behaviour analytics (hitmetrix.web.analytics_api)
+            **FUNNELS_PATHS,  # funnels (hitmetrix.web.funnels_api)
             **SECURITY_PATHS,  # alerts, decisions, allow-list, entities, webhooks (hitmetrix.web.security_api)
             "/api/v1/batch": {
                 "post": {

@@ -16,9 +16,12 @@ from hitmetrix.capture.server import server_capture_routes
 from hitmetrix.runtime import Runtime
 from hitmetrix.web import (
     account_pages,
+    analytics_api,
+    analytics_pages,
     api,
     asset_routes,
     decisions_api,
+    funnels_api,
     live,
     member_api,
     member_pages,
@@ -49,6 +52,8 @@ def routes(runtime: Runtime, capture: CaptureContext) -> list[BaseRoute]:
         *security_api.ROUTES, *security_pages.ROUTES,  # alerts, decisions, entities, webhooks: JSON and pages
         *tracker_config.ROUTES,  # the optional tracker features a project turned on
         *project_api.ROUTES,
+        *analytics_api.ROUTES, *analytics_pages.ROUTES,  # behaviour analytics: the overview, JSON and page
+        *funnels_api.ROUTES,  # funnels: steps, breakdown, trend and each step's sessions (JSON)
         *member_api.ROUTES,
         *pages.ROUTES,
         *project_pages.ROUTES,

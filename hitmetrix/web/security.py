@@ -28,7 +28,7 @@ _DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 _CSP_ORIGIN = re.compile(rf"^https?://{_DNS_LABEL}(?:\.{_DNS_LABEL})*(?::[0-9]{{1,5}})?$")
 
 
-def content_security_policy(media_origins: Iterable[str] = ()) -> str:
+def content_security_policy(media_origins: Iterable[str] = (), frame_ancestors: str = "'none'") -> str:
     """The dashboard's CSP; ``media_origins`` (checked with ``replay_origins``) may serve images, fonts,
     media and stylesheets too. ``data:`` and ``blob:`` are for rrweb-player's cursor and inlined media."""
     extra = "".join(f" {origin}" for origin in media_origins)
@@ -46,7 +46,7 @@ def content_security_policy(media_origins: Iterable[str] = ()) -> str:
             "object-src 'none'",
             "base-uri 'none'",
             "form-action 'self'",
-            "frame-ancestors 'none'",
+            f"frame-ancestors {frame_ancestors}",
         ]
     )
 
@@ -78,7 +78,9 @@ def replay_origins(allowed_origins: Iterable[str]) -> list[str]:
 def replay_page_headers(media_origins: list[str]) -> dict[str, str]:
     """Headers of the replay page; ``media_origins`` must come from ``replay_origins``."""
     return {
-        "content-security-policy": content_security_policy(media_origins),
+        # The alert page embeds the replay at the attack's moment: framing by the dashboard itself only.
+        "content-security-policy": content_security_policy(media_origins, frame_ancestors="'self'"),
+        "x-frame-options": "SAMEORIGIN",
         # No request of the page or of its replay (which inherits the policy) names the dashboard. Chromium
         # ignores the policy for URLs of inline CSS: the replay's sanitiser gives those their own (sanitise.ts).
         "referrer-policy": "no-referrer",

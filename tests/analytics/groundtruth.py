@@ -21,10 +21,13 @@ import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from hitmetrix.model import StoredBatch, StoredEvent
+from hitmetrix.loader import Loader
+from hitmetrix.model import StoredBatch, StoredEvent, encode_batch
+from hitmetrix.spool import Spool
 
 BASE = dt.datetime(2026, 9, 7, tzinfo=dt.UTC)  # a Monday; every generated session starts within WEEKS of it
 WEEKS = 8
@@ -230,8 +233,8 @@ def _edge_sessions(seed: int, project_id: int) -> list[TruthSession]:
                          TruthEvent(ms("2026-09-24T11:59:00+00:00"), "pageview", f"{SITE}/shop")],
                 country="FR", device="mobile", browser="Mobile Safari", os="iOS"),
         # Quotes, backslashes and braces in every text a filter reads.
-        session("odd", [TruthEvent(ms("2026-09-25T09:00:00+00:00"), "pageview", f"{odd_page}?utm_source=o%27brien%5C%7B%7D",
-                                   "https://odd.example/"),
+        session("odd", [TruthEvent(ms("2026-09-25T09:00:00+00:00"), "pageview",
+                                   f"{odd_page}?utm_source=o%27brien%5C%7B%7D", "https://odd.example/"),
                         TruthEvent(ms("2026-09-25T09:00:05+00:00"), "custom", odd_page, name="odd", props={"k": ODD})],
                 browser=ODD, os=ODD, user_id=ODD, country="NL"),
     ]
@@ -284,15 +287,22 @@ def _deliver(rng: random.Random, sessions: list[TruthSession]) -> list[list[Stor
     return segments
 
 
-def load(traffic: Traffic, world: Any) -> None:
-    """Write the traffic through the spool and the real Loader of a ``tests.loader.helpers.World``."""
-    loader = world.loader()
+def load(traffic: Traffic, spool_dir: Path, store: Any, blobs: Any) -> Loader:
+    """Write the traffic through a spool under ``spool_dir`` and the real Loader into ``store``; four segments
+    at a time, so sessions span loads. Returns the loader (its counters say what it did)."""
+    loader = Loader(Spool(spool_dir, fsync="never", segment_max_age_s=3600), store, blobs,
+                    data_dir=spool_dir.parent / f"{spool_dir.name}-loader")
     for batches in traffic.segments:
-        world.segment(*batches)
-        if len(world.spool.sealed_segments()) >= 4:
+        spool = Spool(spool_dir, fsync="never", segment_max_age_s=3600)
+        spool.start()
+        for batch in batches:
+            spool.append_blocking(encode_batch(batch), 10.0)
+        spool.close()  # seals: one segment
+        if len(loader.spool.sealed_segments()) >= 4:
             loader.load_once()
     loader.load_once()
     loader.load_once()  # nothing left: a second run changes nothing
+    return loader
 
 
 # --- the answers -------------------------------------------------------------------------------------------

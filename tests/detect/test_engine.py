@@ -345,3 +345,53 @@ def test_a_brute_force_is_alerted_within_5_s_of_its_ack_by_a_real_server(tmp_pat
         assert "anna@example.com" not in json.dumps(security.alert_json(brute[0])), "the username is never stored"
     finally:
         meta.close()
+
+
+class KindsSeen:
+    """A test detector that records the kinds it was given; ``kinds`` as the engine reads it (None: all)."""
+
+    rule = "test_kinds"
+
+    def __init__(self, kinds: frozenset[str] | None) -> None:
+        self.kinds = kinds
+        self.seen: list[str] = []
+
+    def observe(self, obs: Observation) -> list[Finding]:
+        self.seen.append(obs.kind)
+        return []
+
+
+def test_a_detector_declaring_kinds_is_given_only_those(tmp_path: Path, meta: MetaStore) -> None:
+    pid = meta.create_project("site").id
+    clicks = [StoredEvent(event_id=str(uuid.uuid4()), type=kind, ts=1_000 + i, client_ts=1_000 + i)
+              for i, kind in enumerate(["pageview", "click", "scroll"])]
+    browser = auth_batch(pid, 0, source="", events=clicks)
+    seal(tmp_path / "spool", browser, auth_batch(pid, 2))
+    auth_only, everything = KindsSeen(frozenset({"auth"})), KindsSeen(None)
+    engine = make_engine(tmp_path, meta, detectors=[auth_only, everything])
+    assert engine.run_once() == 1
+    assert auth_only.seen == ["auth", "auth"]
+    assert everything.seen == ["pageview", "click", "scroll", "auth", "auth"]
+    assert engine.counters["events"] == 5
+
+
+def test_a_retried_batch_is_observed_once_also_after_a_restart(tmp_path: Path, meta: MetaStore) -> None:
+    """A sender retries after a lost answer with the same batch id: the loader stores it once, and
+    detection must not count its failures twice (2 failures sent twice would cross THRESHOLD=3)."""
+    pid = meta.create_project("site").id
+    retried = auth_batch(pid, 2)
+    seal(tmp_path / "spool", retried, retried)
+    engine = make_engine(tmp_path, meta)
+    engine.run_once()
+    assert security.alerts(meta, pid) == []
+    assert engine.health()["detect_counters"]["duplicate_batches"] == 1
+    seal(tmp_path / "spool", retried)  # retried again, after a restart that rebuilt the state
+    restarted = make_engine(tmp_path, meta)
+    restarted.run_once()
+    assert security.alerts(meta, pid) == []
+    # One repeat met again while the window was replayed, one new: both skipped.
+    assert restarted.health()["detect_counters"]["duplicate_batches"] == 2
+    # Control: a new batch of the same client does count.
+    seal(tmp_path / "spool", auth_batch(pid, 1, session_id=retried.session_id))
+    restarted.run_once()
+    assert [a.rule for a in security.alerts(meta, pid)] == [RULE]

@@ -118,6 +118,9 @@ def test_the_alert_page_shows_why_and_plays_the_replay_at_the_moment(world: Worl
     card = page.locator(f".evidence[data-session='{world.session_id}']")
     link = card.locator(".replay-link")
     expect(link).to_have_attribute("href", f"/projects/{pid}/sessions/{world.session_id}?t=4")
+    # The alert page itself plays the evidence at the moment, in an embedded replay page.
+    embedded = page.frame_locator("iframe.evidence-replay").frame_locator(REPLAY_FRAME)
+    expect(embedded.locator("#state")).to_have_text("Bot submitted the form", timeout=20_000)
     page.screenshot(path=str(shots / "alert.png"), full_page=True)
 
     link.click()

@@ -280,6 +280,36 @@ def test_the_current_server_starts_on_a_previous_release_data_directory(tmp_path
         store.close()
 
 
+def test_step_4_gives_existing_sessions_their_analytics_from_their_events(tmp_path: Path) -> None:
+    """Step 4: the segments stored before it are summarised again from their events, and every session's
+    row gets its pageview path, entry and exit page and visitor id, above the versions the loader wrote."""
+    import datetime as dt
+
+    from hitmetrix.analytics.overview import OverviewQuery, overview
+
+    previous_release_clickhouse(tmp_path)
+    store = ChdbStore(tmp_path / "clickhouse")
+    try:
+        assert 4 in store.migrated
+        rows = store.query(SYSTEM_QUERY(
+            "SELECT session_id, anonymous_id, pageview_paths, entry_path, exit_path, pageviews"
+            " FROM hitmetrix.sessions FINAL ORDER BY session_id"
+        ))
+        assert rows == [
+            {"session_id": "legacy-sess-0001", "anonymous_id": "anon-legacy-sess-0001",
+             "pageview_paths": ["/", "/cart"], "entry_path": "/", "exit_path": "/cart", "pageviews": 2},
+            {"session_id": "legacy-sess-0002", "anonymous_id": "anon-legacy-sess-0002",
+             "pageview_paths": ["/welcome"], "entry_path": "/welcome", "exit_path": "/welcome", "pageviews": 1},
+        ]
+        assert ch_counts(store)["session_segments"] == 3  # replaced, not added
+        answer = overview(store, 1, OverviewQuery(dt.date(2026, 11, 20), dt.date(2026, 11, 20)))
+        assert answer["totals"] == {"visitors": 1, "sessions": 1, "pageviews": 2, "views_per_session": 2.0,
+                                    "bounce_rate": 0.0, "avg_duration_ms": 30 * 60_000}
+        assert answer["exit_pages"] == [{"value": "/cart", "visitors": 1, "sessions": 1}]
+    finally:
+        store.close()
+
+
 def test_a_step_cut_short_runs_again_without_counting_twice(tmp_path: Path) -> None:
     previous_release_clickhouse(tmp_path)
     ChdbStore(tmp_path / "clickhouse").close()

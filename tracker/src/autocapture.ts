@@ -1,11 +1,12 @@
 /**
- * Autocapture: pageviews (load and SPA navigation), clicks, form submits, scroll depth,
- * JS errors and pageleave. Never reads field values; masked areas yield no text.
+ * Autocapture: pageviews (load and SPA navigation), clicks (with where in the element they landed, for
+ * heatmaps), form submits, scroll depth, JS errors and pageleave. Never reads field values; masked areas
+ * yield no text.
  */
 import { emit } from './events';
 import { BLOCK, cleanUrl, MASK } from './privacy';
 import { flush } from './queue';
-import { clip, later, now, safe } from './util';
+import { clip, later, now, safe, uuid } from './util';
 
 const INTERACTIVE = 'a,button,input,select,textarea,label,summary,[role=button],[role=link]';
 const MASKED = MASK + ',' + BLOCK;
@@ -25,12 +26,24 @@ type Handler<E extends Event> = (e: E) => void;
 const on = <E extends Event>(target: EventTarget, type: string, fn: Handler<E>, options?: AddEventListenerOptions | boolean): void =>
   target.addEventListener(type, safe(fn) as EventListener, options);
 
+/**
+ * Sees each click before it is sent (the frustration chunk, frustration.ts): it may add flags to `props` and
+ * refer to the click later by `id`.
+ */
+export type ClickWatcher = (e: MouseEvent, id: string, props: Record<string, number>) => void;
+export const clickWatchers: ClickWatcher[] = [];
+
 const viewport = () => ({ vw: innerWidth, vh: innerHeight });
+const round = Math.round;
+const pageHeight = (): number =>
+  Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0);
+/** `v` within 0…`max`: a keyboard click has no pointer position, a zero-size element no fractions. */
+const within = (v: number, max: number): number => Math.min(max, Math.max(0, v || 0));
 const tagOf = (el: Element): string => clip(el.tagName.toLowerCase(), 32);
 
 /** Max % of the page seen so far (bottom of the viewport / page height). */
 function scrollDepth(): number {
-  const height = Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0);
+  const height = pageHeight();
   return height ? Math.min(100, Math.round(((scrollY + innerHeight) / height) * 100)) : 100;
 }
 
@@ -45,7 +58,7 @@ function flushScroll(): void {
   clearTimeout(scrollTimer);
   if (maxScroll < sentScroll + 10) return;
   sentScroll = maxScroll;
-  emit('scroll', {}, { depth: maxScroll });
+  emit('scroll', {}, { depth: maxScroll, dh: pageHeight() });
 }
 
 export function pageview(nav: 'load' | 'push' | 'replace' | 'pop', referrer: string = document.referrer): void {
@@ -121,8 +134,23 @@ export function install(maskText: boolean): void {
     (e: MouseEvent) => {
       if (!(e.target instanceof Element)) return;
       const el = e.target.closest(INTERACTIVE) || e.target;
-      const fields = { selector: cssPath(el), tag: tagOf(el), text: clickText(el), x: Math.round(e.pageX), y: Math.round(e.pageY) };
-      emit('click', { ...fields, ...viewport() });
+      // Where in the element (px and fractions of its box): a heatmap puts the click on the same element of the
+      // page replayed at another width, where page coordinates would miss it.
+      const box = el.getBoundingClientRect();
+      const ox = within(e.clientX - box.left, box.width);
+      const oy = within(e.clientY - box.top, box.height);
+      const props: Record<string, number> = {
+        ox: round(ox), oy: round(oy),
+        fx: round(within(ox / box.width, 1) * 1e3) / 1e3, fy: round(within(oy / box.height, 1) * 1e3) / 1e3,
+        ew: round(box.width), eh: round(box.height),
+        dw: document.documentElement.scrollWidth, dh: pageHeight(),
+      };
+      // emit keeps an id given in the fields: the one the watchers may refer to later.
+      const fields = {
+        id: uuid(), selector: cssPath(el), tag: tagOf(el), text: clickText(el), x: round(e.pageX), y: round(e.pageY),
+      };
+      clickWatchers.forEach((watch) => watch(e, fields.id, props));
+      emit('click', { ...fields, ...viewport() }, props);
     },
     true,
   );
@@ -152,7 +180,7 @@ export function install(maskText: boolean): void {
 
   on(window, 'pagehide', () => {
     flushScroll();
-    emit('pageleave', {}, { duration_ms: now() - viewStartMs, max_scroll: maxScroll }, true);
+    emit('pageleave', {}, { duration_ms: now() - viewStartMs, max_scroll: maxScroll, dh: pageHeight() }, true);
     flush(true);
   });
   on(document, 'visibilitychange', () => document.visibilityState === 'hidden' && flush(true));

@@ -1,9 +1,11 @@
 /**
- * Optional features (console, network, web vitals) live in chunks beside hm.js (hm-console.js …), loaded
- * only when the project turns them on: the core asks GET /api/v1/tracker-config?key= and hands the chunks
+ * Optional features (console, network, web vitals, frustration signals) live in chunks beside hm.js
+ * (hm-console.js …), loaded only when the project turns them on (frustration signals: unless it turns them
+ * off): the core asks GET /api/v1/tracker-config?key= and hands the chunks
  * a small host (window.hitmetrix._host) to reach the recording, analytics events and URL cleaning.
  */
 import { record } from '@rrweb/record';
+import { clickWatchers, type ClickWatcher } from './autocapture';
 import { emit } from './events';
 import { cleanUrl } from './privacy';
 import { flush } from './queue';
@@ -20,6 +22,8 @@ export interface FeatureHost {
   cleanUrl(url: string): string;
   /** Where Hitmetrix answers (…/api/v1/): the tracker's own requests, which are never recorded. */
   api: string;
+  /** Called with each click before it is sent (autocapture.ts ClickWatcher). */
+  clicks: ClickWatcher[];
 }
 
 let loaded = false;
@@ -36,6 +40,7 @@ export function loadFeatures(endpoint: string, recording: boolean): void {
     flush: () => flush(true),
     cleanUrl,
     api: base + '/api/v1/',
+    clicks: clickWatchers,
   };
   (window as unknown as { hitmetrix: { _host: FeatureHost } }).hitmetrix._host = host;
   // The endpoint's own query (?key=…) names the project.
@@ -43,8 +48,9 @@ export function loadFeatures(endpoint: string, recording: boolean): void {
     .then((answer) => answer.json())
     .then(
       safe((on: Record<string, unknown>) => {
-        for (const name of recording ? ['console', 'network', 'vitals'] : ['vitals']) {
-          if (on[name] !== true || !state.on) continue;
+        for (const name of recording ? ['console', 'network', 'vitals', 'frustration'] : ['vitals', 'frustration']) {
+          // Frustration signals are on unless the answer says `false` (no project switch turns them off yet).
+          if ((name == 'frustration' ? on[name] === false : on[name] !== true) || !state.on) continue;
           const script = document.createElement('script');
           script.src = base + '/static/hm-' + name + '.js';
           document.head.appendChild(script);

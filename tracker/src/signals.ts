@@ -3,8 +3,8 @@
  * browser says about itself (navigator.webdriver, headless hints, a user agent its client hints contradict,
  * touch, a hash of coarse device traits) and how the page was used until then (pointer moves, clicks, clicks
  * with no pointer move before them, keys and the time between them: never which key). Sent at the first
- * click or Enter (a bot submits its form then, often just before it leaves), else 10 s after load, else
- * when the page is hidden. Key intervals (ms) are `{median, mad, min}`, all 0 below two intervals.
+ * click outside a form field or Enter (a bot submits its form then, often just before it leaves), else 10 s
+ * after load, else when the page is hidden. Key intervals (ms) are `{median, mad, min}`, all 0 below two intervals.
  * Written small: it is in the core bundle, under its size budget.
  */
 import { emit } from './events';
@@ -71,7 +71,8 @@ export function startSignals(): void {
       if (!moved) blind++;
     }
     moved = 0;
-    send();
+    // Clicking into a field starts typing: wait for Enter, another click, 10 s or leaving, so the cadence counts.
+    if (!/^(INPUT|TEXTAREA|SELECT)$/.test((e.target as Element).tagName)) send();
   });
   on('keydown', (e) => {
     if (keys++ && gaps.length < 500) gaps.push(Math.round(e.timeStamp - lastKey));

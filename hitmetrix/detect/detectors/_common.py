@@ -57,6 +57,9 @@ def max_entries(settings: Any) -> int:
     return int(getattr(settings, "detect_max_entities", 200_000))
 
 
+# URLs repeat (a site has few pages; an enumeration's ids are counted once each), and several detectors ask the
+# same event's path: the cache turns ~1 µs of string work into one lookup.
+@functools.lru_cache(maxsize=16384)
 def path_of(url: str) -> str:
     """The path of a stored URL (which may be absolute for browser events), without query or fragment."""
     if "://" in url:
@@ -103,7 +106,12 @@ def is_page_request(obs: Observation) -> bool:
     """A server request for a page a person would read: GET/HEAD, not an asset or API call."""
     if obs.kind != "request" or obs.method not in ("GET", "HEAD", ""):
         return False
-    path = path_of(obs.url)
+    return _is_page_path(obs.url)
+
+
+@functools.lru_cache(maxsize=16384)
+def _is_page_path(url: str) -> bool:
+    path = path_of(url)
     return not is_static(path) and not path.startswith(NON_PAGE_PREFIXES)
 
 
@@ -114,9 +122,14 @@ def is_browser_event(obs: Observation) -> bool:
 
 def object_id(obs: Observation) -> str:
     """The id a request's path names (the segment a ``{…}`` route placeholder or a numeric segment stands for)."""
-    path = path_of(obs.url)
+    return _object_id(obs.url, obs.name)
+
+
+@functools.lru_cache(maxsize=16384)
+def _object_id(url: str, name: str) -> str:
+    path = path_of(url)
     segments = [s for s in path.split("/") if s]
-    template = [s for s in obs.name.split("/") if s] if "{" in obs.name else []
+    template = [s for s in name.split("/") if s] if "{" in name else []
     if len(template) == len(segments):
         for seg, tmpl in zip(segments, template, strict=True):
             if tmpl.startswith("{"):
@@ -196,6 +209,65 @@ class Evidence(WindowState):
 
     def _reset_value_bytes(self) -> None:
         self._items = 0
+
+
+class ScriptSeen(LastSeen[int]):
+    """When each session and each address last sent a tracker event (an event only a browser running the
+    tracker's JavaScript sends): the "did it ever run JavaScript?" memory of the no-JS checks.
+
+    Every event of a tracker batch shares its session and address, and browser events are most of the traffic,
+    so the write is held back while the events keep coming from the same session and address, and made when
+    another one's arrives or before anything reads: one LRU update per batch instead of two per event, with the
+    same values a write per event would leave.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        super().__init__(max_entries, value_bytes=32)
+        self._held_project = -1
+        self._held_session = ""
+        self._held_ip = ""
+        self._held_ts = 0
+
+    def saw(self, obs: Observation) -> None:
+        """A tracker event: its session and address ran JavaScript at ``obs.ts_ms``."""
+        same = obs.session_id == self._held_session and obs.ip_key == self._held_ip
+        if same and obs.project_id == self._held_project:
+            self._held_ts = obs.ts_ms
+            return
+        self._write_held()
+        self._held_project, self._held_session, self._held_ip = obs.project_id, obs.session_id, obs.ip_key
+        self._held_ts = obs.ts_ms
+
+    def ran_js(self, obs: Observation, cutoff_ms: float) -> bool:
+        """Did the observation's session or address send a tracker event after ``cutoff_ms``?"""
+        self._write_held()
+        for key in ((obs.project_id, "s", obs.session_id), (obs.project_id, "i", obs.ip_key)):
+            seen = self._entries.get(key)
+            if seen is not None and seen > cutoff_ms:
+                return True
+        return False
+
+    def get(self, key: Hashable) -> int | None:
+        self._write_held()
+        return super().get(key)
+
+    def __len__(self) -> int:
+        self._write_held()
+        return super().__len__()
+
+    def bytes_estimate(self) -> int:
+        self._write_held()
+        return super().bytes_estimate()
+
+    def _write_held(self) -> None:
+        if self._held_project < 0:
+            return
+        project_id, ts_ms = self._held_project, self._held_ts
+        self._held_project = -1
+        self.put((project_id, "s", self._held_session), ts_ms)
+        if self._held_ip:
+            self.put((project_id, "i", self._held_ip), ts_ms)
+        self._held_session = self._held_ip = ""
 
 
 class Records(LastSeen[T]):

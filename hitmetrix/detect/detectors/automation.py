@@ -29,6 +29,7 @@ from typing import Any
 from hitmetrix.detect.detectors._common import (
     Evidence,
     Records,
+    ScriptSeen,
     add_distinct,
     dict_bytes,
     finding,
@@ -43,7 +44,7 @@ from hitmetrix.detect.detectors._common import (
 )
 from hitmetrix.detect.detectors.base import Finding
 from hitmetrix.detect.observation import Observation
-from hitmetrix.detect.state import LastSeen, Throttle
+from hitmetrix.detect.state import Throttle
 
 RULE = "automation"
 # HTTP libraries and headless browsers: their user agent says a program, not a person, is asking.
@@ -101,7 +102,7 @@ class AutomationDetector:
         self.key_median_ms = float(settings.detect_automation_key_median_ms)
         self.key_mad_ms = float(settings.detect_automation_key_mad_ms)
         self.clicks_without_move = int(settings.detect_automation_clicks_without_move)
-        self.js_seen: LastSeen[int] = LastSeen(n, value_bytes=32)  # (project, "s"|"i", key) -> last browser event
+        self.js_seen = ScriptSeen(n)  # (project, "s"|"i", key) -> last browser event
         # Enough page times for every page check (counts beyond it are not needed: each threshold is below it).
         self.times_kept = max(self.nojs_pages, self.fast_pages, self.regular_intervals + 1)
         # One entry per session holding all its request state: one LRU touch per request, not four.
@@ -111,9 +112,7 @@ class AutomationDetector:
 
     def observe(self, obs: Observation) -> list[Finding]:
         if is_browser_event(obs):
-            self.js_seen.put((obs.project_id, "s", obs.session_id), obs.ts_ms)
-            if obs.ip_key:
-                self.js_seen.put((obs.project_id, "i", obs.ip_key), obs.ts_ms)
+            self.js_seen.saw(obs)
             return self._signals(obs) if obs.kind == "signals" else []
         if obs.kind != "request" or obs.crawler.endswith(":verified") or not obs.ip_key:
             return []
@@ -254,12 +253,7 @@ class AutomationDetector:
         return [self._ip_finding(obs, "medium", reason, {"intervals": len(intervals), "cv": round(cv, 4)})]
 
     def _ran_js(self, obs: Observation) -> bool:
-        cutoff = obs.ts_ms - self.window_s * 1000
-        for key in ((obs.project_id, "s", obs.session_id), (obs.project_id, "i", obs.ip_key)):
-            seen = self.js_seen.get(key)
-            if seen is not None and seen > cutoff:
-                return True
-        return False
+        return self.js_seen.ran_js(obs, obs.ts_ms - self.window_s * 1000)
 
     def _ip_finding(self, obs: Observation, severity: str, reason: str, numbers: Mapping[str, float]) -> Finding:
         sessions = self.evidence.sessions((obs.project_id, obs.ip_key))

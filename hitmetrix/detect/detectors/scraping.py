@@ -19,11 +19,13 @@ reading a few, and a person exporting their own data once or twice.
 from __future__ import annotations
 
 import bisect
+import functools
 from typing import Any
 
 from hitmetrix.detect.detectors._common import (
     Evidence,
     Records,
+    ScriptSeen,
     add_distinct,
     dict_bytes,
     finding,
@@ -37,7 +39,7 @@ from hitmetrix.detect.detectors._common import (
 )
 from hitmetrix.detect.detectors.base import Finding
 from hitmetrix.detect.observation import Observation
-from hitmetrix.detect.state import DistinctCounter, LastSeen, SlidingCounter, Throttle
+from hitmetrix.detect.state import DistinctCounter, SlidingCounter, Throttle
 
 RULE = "scraping"
 EXPORT_WORDS = ("export", "download-data", "takeout")
@@ -48,10 +50,13 @@ NOJS_PROFILES_KEPT = 1000
 
 
 def is_export(obs: Observation) -> bool:
-    if obs.kind != "request":
-        return False
-    path = path_of(obs.url).lower()
-    return any(word in path or word in obs.name.lower() for word in EXPORT_WORDS)
+    return obs.kind == "request" and _is_export(obs.url, obs.name)
+
+
+@functools.lru_cache(maxsize=16384)
+def _is_export(url: str, name: str) -> bool:
+    path = path_of(url).lower()
+    return any(word in path or word in name.lower() for word in EXPORT_WORDS)
 
 
 class Reader:
@@ -92,16 +97,14 @@ class ScrapingDetector:
         self.readers: Records[Reader] = Records(n, _reader_bytes)
         self.exports = SlidingCounter(self.long_window_s, n)
         self.export_accounts = DistinctCounter(self.long_window_s, n, max_distinct_per_entity=1000)
-        self.js_seen: LastSeen[int] = LastSeen(n, value_bytes=32)
+        self.js_seen = ScriptSeen(n)
         self.evidence = Evidence(n)
         self.throttle = Throttle(self.window_s, n)
         self.long_throttle = Throttle(self.long_window_s, n)
 
     def observe(self, obs: Observation) -> list[Finding]:
         if is_browser_event(obs):
-            self.js_seen.put((obs.project_id, "s", obs.session_id), obs.ts_ms)
-            if obs.ip_key:
-                self.js_seen.put((obs.project_id, "i", obs.ip_key), obs.ts_ms)
+            self.js_seen.saw(obs)
             return []
         if obs.kind != "request" or obs.crawler.endswith(":verified") or not obs.ip_key:
             return []
@@ -208,12 +211,7 @@ class ScrapingDetector:
             self.evidence.add(client, obs.session_id, obs.ts_ms)
 
     def _ran_js(self, obs: Observation) -> bool:
-        cutoff = obs.ts_ms - self.long_window_s * 1000
-        for key in ((obs.project_id, "s", obs.session_id), (obs.project_id, "i", obs.ip_key)):
-            seen = self.js_seen.get(key)
-            if seen is not None and seen > cutoff:
-                return True
-        return False
+        return self.js_seen.ran_js(obs, obs.ts_ms - self.long_window_s * 1000)
 
     def _finding(
         self,

@@ -69,6 +69,20 @@ class SessionHijackDetector:
         key = (obs.project_id, obs.session_id)
         device = obs.device if obs.kind == "signals" else ""  # a custom event may carry a "device" prop of its own
         state = self.sessions.get(key)
+        if (
+            state is not None
+            and not device
+            and obs.ip_net
+            and obs.user_agent == state.user_agent
+            and obs.ts_ms - state.last_ts <= self.life_ms
+        ):
+            # The common case, the next event of a batch: same client, same network as its last event. Nothing
+            # can be new, so only the times move (what the full path below would do, without its lookups).
+            networks = state.by_source.get("server" if obs.source else "browser")
+            if networks is not None and networks.last_net == obs.ip_net:
+                networks.networks[obs.ip_net][2] = obs.ts_ms
+                state.last_ts = max(state.last_ts, obs.ts_ms)
+                return []
         if state is None or obs.ts_ms - state.last_ts > self.life_ms:
             state = SessionState(obs.user_agent, device, obs.ts_ms)
             state.device_net = obs.ip_net if device else ""

@@ -1,0 +1,242 @@
+"""Retention against ground truth: the generator's repeat visitors through the real spool and loader into chDB, and
+every cohort cell compared with a grid computed here in plain Python from the generated sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hitmetrix.analytics.overview import OverviewQuery
+from hitmetrix.analytics.params import BadParameter
+from hitmetrix.analytics.retention import RetentionQuery, retention, retention_sql
+from hitmetrix.store.tenancy import check_project_scope
+from tests.analytics import groundtruth as gt
+from tests.loader.helpers import World
+
+D = dt.date
+HOSTILE = [gt.ODD, "'", '"', "\\", "a\\", "\\N", "\\'", "{}", "{p1:String}", "a\x00b", "a\tb", "%", "_", "*\\*"]
+
+
+@pytest.fixture(scope="module")
+def traffic() -> gt.Traffic:
+    return gt.generate()
+
+
+@pytest.fixture(scope="module")
+def world(traffic: gt.Traffic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    world = World(Path(tmp_path_factory.mktemp("retention")))
+    gt.load(traffic, world.root / "groundtruth-spool", world.store, world.blobs)
+    yield world
+    world.close()
+
+
+# --- the answer, in plain Python --------------------------------------------------------------------------
+
+
+def _period(day: dt.date, period: str) -> dt.date:
+    if period == "week":
+        return day - dt.timedelta(days=day.weekday())
+    return day.replace(day=1) if period == "month" else day
+
+
+def _offset(cohort: dt.date, later: dt.date, period: str) -> int:
+    if period == "month":
+        return (later.year - cohort.year) * 12 + later.month - cohort.month
+    days = (later - cohort).days
+    return days // 7 if period == "week" else days
+
+
+def _does(s: gt.TruthSession, page: str, event: str) -> bool:
+    if page:
+        wanted = re.compile("^" + ".*".join(re.escape(part) for part in page.split("*")) + "$", re.DOTALL)
+        return any(wanted.match(p) for p in s.paths)
+    if event:
+        return any(e.type == "custom" and e.name == event and e.props for e in s.events)
+    return True
+
+
+def truth(traffic: gt.Traffic, first: dt.date, last: dt.date, zone: str, period: str = "week", periods: int = 8,
+          identity: str = "anonymous", start: tuple[str, str] = ("", ""), returned: tuple[str, str] = ("", ""),
+          filters: dict[str, str] | None = None) -> dict[str, Any]:
+    tz = zoneinfo.ZoneInfo(zone)
+    low = dt.datetime(first.year, first.month, first.day, tzinfo=tz).timestamp() * 1000
+    after = last + dt.timedelta(days=1)
+    high = dt.datetime(after.year, after.month, after.day, tzinfo=tz).timestamp() * 1000
+    by_visitor: dict[str, list[gt.TruthSession]] = defaultdict(list)
+    for s in traffic.of_project(1):
+        visitor = s.user_id if identity == "user" else s.anonymous_id
+        if visitor and gt._matches(s, filters or {}):
+            by_visitor[visitor].append(s)
+
+    def period_of(s: gt.TruthSession) -> dt.date:
+        return _period(dt.datetime.fromtimestamp(s.started_ms / 1000, dt.UTC).astimezone(tz).date(), period)
+
+    grid: dict[dt.date, list[set[str]]] = defaultdict(lambda: [set() for _ in range(periods + 1)])
+    for visitor, sessions in by_visitor.items():
+        starts = [s for s in sessions if _does(s, *start)]
+        if not starts:
+            continue
+        first_session = min(starts, key=lambda s: s.started_ms)
+        if not low <= first_session.started_ms < high:
+            continue
+        cohort = period_of(first_session)
+        grid[cohort][0].add(visitor)
+        for s in sessions:
+            k = _offset(cohort, period_of(s), period)
+            if 1 <= k <= periods and _does(s, *returned):
+                grid[cohort][k].add(visitor)
+    cohorts, day = [], _period(first, period)
+    while day <= _period(last, period):
+        cells = grid.get(day) or [set() for _ in range(periods + 1)]
+        size = len(cells[0])
+        cohorts.append({"cohort": day.isoformat(), "visitors": size, "cells": [
+            {"period": k, "visitors": len(c), "percent": round(100 * len(c) / size, 1) if size else 0.0}
+            for k, c in enumerate(cells)]})
+        if period == "month":
+            day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        else:
+            day += dt.timedelta(days=7 if period == "week" else 1)
+    return {
+        "range": {"from": first.isoformat(), "to": last.isoformat(), "time_zone": zone},
+        "period": period, "periods": periods, "identity": identity,
+        "start": {"page": start[0], "event": start[1]}, "return": {"page": returned[0], "event": returned[1]},
+        "cohorts": cohorts,
+    }
+
+
+def grid(world: World, first: dt.date, last: dt.date, zone: str, period: str = "week", periods: int = 8,
+         identity: str = "anonymous", start: tuple[str, str] = ("", ""), returned: tuple[str, str] = ("", ""),
+         filters: dict[str, str] | None = None, project_id: int = 1) -> dict[str, Any]:
+    params = {"from": first.isoformat(), "to": last.isoformat(), "period": period, "periods": str(periods),
+              "identity": identity, "start_page": start[0], "start_event": start[1], "return_page": returned[0],
+              "return_event": returned[1], **(filters or {})}
+    return retention(world.store, project_id, RetentionQuery.from_query(params, last), zone)
+
+
+def _returns(answer: dict[str, Any]) -> int:
+    return sum(cell["visitors"] for c in answer["cohorts"] for cell in c["cells"][1:])
+
+
+# --- the tests --------------------------------------------------------------------------------------------
+
+CASES = [
+    # weekly over the whole traffic; cohorts cross September → October → November
+    (D(2026, 9, 7), D(2026, 10, 25), "UTC", "week", 8),
+    (D(2026, 9, 7), D(2026, 10, 25), "Asia/Kolkata", "week", 6),
+    (D(2026, 8, 20), D(2026, 11, 3), "America/New_York", "month", 3),  # months in a zone behind UTC, DST ends
+    (D(2026, 9, 25), D(2026, 10, 8), "Pacific/Kiritimati", "day", 20),  # UTC+14: days start the day before
+    (D(2026, 9, 28), D(2026, 10, 4), "UTC", "day", 1),
+]
+
+
+@pytest.mark.parametrize(("first", "last", "zone", "period", "periods"), CASES)
+def test_every_cell_equals_the_python_answer(
+    world: World, traffic: gt.Traffic, first: dt.date, last: dt.date, zone: str, period: str, periods: int
+) -> None:
+    got = grid(world, first, last, zone, period, periods)
+    want = truth(traffic, first, last, zone, period, periods)
+    assert got == want
+    assert sum(c["visitors"] for c in want["cohorts"]) > 10 and _returns(want) > 0, "the case has returns"
+
+
+def test_first_seen_means_ever_not_in_the_range(world: World, traffic: gt.Traffic) -> None:
+    # Visitors first seen before 5 October are not in its cohorts, though they come back in it.
+    got = grid(world, D(2026, 10, 5), D(2026, 10, 18), "UTC")
+    assert got == truth(traffic, D(2026, 10, 5), D(2026, 10, 18), "UTC")
+    in_range = {s.anonymous_id for s in traffic.of_project(1)
+                if D(2026, 10, 5) <= dt.datetime.fromtimestamp(s.started_ms / 1000, dt.UTC).date() <= D(2026, 10, 18)}
+    assert sum(c["visitors"] for c in got["cohorts"]) < len(in_range)
+
+
+@pytest.mark.parametrize(
+    ("start", "returned"),
+    [
+        (("", "signup"), ("", "purchase")),
+        (("", "add_to_cart"), ("", "")),
+        (("/pricing", ""), ("/blog/*", "")),
+        (("/p/item-*", ""), ("", "add_to_cart")),
+        (("", ""), ("/cart", "")),
+    ],
+)
+def test_first_did_x_and_returned_did_y(
+    world: World, traffic: gt.Traffic, start: tuple[str, str], returned: tuple[str, str]
+) -> None:
+    first, last = D(2026, 9, 7), D(2026, 10, 25)
+    got = grid(world, first, last, "Europe/Berlin", start=start, returned=returned)
+    want = truth(traffic, first, last, "Europe/Berlin", start=start, returned=returned)
+    assert got == want and sum(c["visitors"] for c in want["cohorts"]) > 0
+
+
+def test_identity_user_counts_identified_people(world: World, traffic: gt.Traffic) -> None:
+    first, last = D(2026, 9, 7), D(2026, 10, 25)
+    got = grid(world, first, last, "UTC", identity="user")
+    want = truth(traffic, first, last, "UTC", identity="user")
+    assert got == want and 0 < sum(c["visitors"] for c in want["cohorts"])
+    anonymous = truth(traffic, first, last, "UTC")
+    assert sum(c["visitors"] for c in want["cohorts"]) < sum(c["visitors"] for c in anonymous["cohorts"])
+
+
+@pytest.mark.parametrize("filters", [{"device": "mobile"}, {"country": "DE"}, {"url": "/blog"},
+                                     {"identified": "no"}, {"prop_key": "plan", "prop_value": "pro"}])
+def test_filters_pick_the_sessions_the_overview_picks(
+    world: World, traffic: gt.Traffic, filters: dict[str, str]
+) -> None:
+    first, last = D(2026, 9, 7), D(2026, 10, 25)
+    got = grid(world, first, last, "UTC", filters=filters)
+    assert got == truth(traffic, first, last, "UTC", filters=filters)
+    assert 0 < sum(c["visitors"] for c in got["cohorts"]) < sum(
+        c["visitors"] for c in truth(traffic, first, last, "UTC")["cohorts"])
+
+
+def test_hostile_text_is_data_in_every_parameter(world: World, traffic: gt.Traffic) -> None:
+    first, last = D(2026, 9, 7), D(2026, 10, 25)
+    for text in HOSTILE:
+        for start, returned in (((text, ""), ("", "")), (("", text), ("", "")), (("", ""), (text, "")),
+                                (("", ""), ("", text))):
+            got = grid(world, first, last, "UTC", start=start, returned=returned, filters={"browser": text})
+            assert got == truth(traffic, first, last, "UTC", start=start, returned=returned,
+                                filters={"browser": text}), text
+    # The odd session's page and event, found as written (a backslash and braces are literal, not escapes).
+    odd = grid(world, D(2026, 9, 21), D(2026, 9, 27), "UTC", start=("/it's/a\\b{x}", ""), returned=("", "odd"))
+    assert odd["cohorts"][0]["visitors"] == 1
+    assert grid(world, D(2026, 9, 21), D(2026, 9, 27), "UTC", start=("", "odd"))["cohorts"][0]["visitors"] == 1
+    # LIKE's own wildcards are literal: % and _ match nothing here.
+    assert grid(world, first, last, "UTC", start=("/%", ""))["cohorts"] == truth(
+        traffic, first, last, "UTC", start=("/%", ""))["cohorts"]
+
+
+def test_other_projects_are_not_counted(world: World, traffic: gt.Traffic) -> None:
+    first, last = D(2026, 9, 7), D(2026, 10, 25)
+    assert sum(c["visitors"] for c in grid(world, first, last, "UTC", project_id=3)["cohorts"]) == 0
+    sql, _ = retention_sql(1, RetentionQuery(OverviewQuery(first, last)), "UTC")
+    check_project_scope(sql)
+
+
+def test_bad_parameters_are_named() -> None:
+    today = D(2026, 10, 1)
+    q = RetentionQuery.from_query({"period": "Month", "periods": "3", "identity": "user"}, today)
+    assert (q.period, q.periods, q.identity) == ("month", 3, "user")
+    for params, field in (
+        ({"period": "year"}, "period"),
+        ({"periods": "0"}, "periods"),
+        ({"periods": "91"}, "periods"),
+        ({"periods": "x"}, "periods"),
+        ({"identity": "email"}, "identity"),
+        ({"start_page": "/a", "start_event": "b"}, "start_event"),
+        ({"return_page": "/a", "return_event": "b"}, "return_event"),
+        ({"start_page": "x" * 501}, "start_page"),
+        ({"from": "2024-01-01", "to": "2026-01-01", "period": "day"}, "from"),
+        ({"to": "2199-12-01", "period": "month"}, "to"),
+        ({"from": "soon"}, "from"),
+        ({"device": "fridge"}, "device"),
+    ):
+        with pytest.raises(BadParameter) as caught:
+            RetentionQuery.from_query(params, today)
+        assert caught.value.parameter == field, params
