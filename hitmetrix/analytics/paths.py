@@ -19,6 +19,7 @@ What a path means — decided here, once:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -59,7 +60,7 @@ class PathsQuery:
     groups: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def from_query(cls, params: Any, today: Any) -> PathsQuery:
+    def from_query(cls, params: Mapping[str, str], today: dt.date) -> PathsQuery:
         """Parse URL parameters (a Starlette QueryParams or a mapping; ``group`` may repeat); BadParameter if wrong."""
         base = OverviewQuery.from_query(params, today)
         start = param.text(params, "start", MAX_TEXT_CHARS)
@@ -69,7 +70,8 @@ class PathsQuery:
         steps = param.whole_number(params, "steps", DEFAULT_STEPS, 1, MAX_STEPS)
         edges = param.whole_number(params, "limit", DEFAULT_EDGES_PER_STEP, 1, MAX_EDGES_PER_STEP)
         strip_ids = param.flag(params, "strip_ids") if (params.get("strip_ids") or "").strip() else True
-        raw_rules = params.getlist("group") if hasattr(params, "getlist") else [params.get("group") or ""]
+        getlist = getattr(params, "getlist", None)
+        raw_rules: list[str] = getlist("group") if getlist else [params.get("group") or ""]
         return cls(base, start, end, steps, edges, strip_ids, parse_groups([r for r in raw_rules if r.strip()]))
 
 
@@ -105,25 +107,26 @@ def check_groups(store: EventStore, query: PathsQuery) -> None:
             raise BadParameter("group", f"group regex {regex[:40]!r} is not valid: {reason}") from None
 
 
-def clean_sql(q: ScopedSelect, query: PathsQuery, path: str) -> str:
-    """The cleaned form of the path expression ``path`` (see the module's docstring)."""
-    expr = path
+def cleaned_sql(q: ScopedSelect, query: PathsQuery) -> str:
+    """The session's pageview paths, cleaned (see the module's docstring): ids first, then group rules."""
+    cleaned = "pageview_paths"
     if query.strip_ids:
-        expr = (
-            "arrayStringConcat(arrayMap(seg -> if(match(seg, '" + ID_SEGMENT + "') OR (match(seg, '" + HEX_SEGMENT
-            + "') AND match(seg, '[0-9]')), ':id', seg), splitByChar('/', " + path + ")), '/')"
+        is_id = f"match(seg, '{ID_SEGMENT}') OR (match(seg, '{HEX_SEGMENT}') AND match(seg, '[0-9]'))"
+        cleaned = (
+            f"arrayMap(p -> arrayStringConcat(arrayMap(seg -> if({is_id}, ':id', seg), splitByChar('/', p)), '/'),"
+            f" {cleaned})"
         )
     if query.groups:
-        arms = ", ".join(f"match({expr}, {q.bind(regex, 'String')}), {q.bind(target, 'String')}"
+        arms = ", ".join(f"match(x, {q.bind(regex, 'String')}), {q.bind(target, 'String')}"
                          for regex, target in query.groups)
-        expr = f"multiIf({arms}, {expr})"
-    return expr
+        cleaned = f"arrayMap(x -> multiIf({arms}, x), {cleaned})"
+    return cleaned
 
 
 def walks_query(project_id: int, query: PathsQuery, zone: str) -> ScopedSelect:
     """Sessions of the range (filtered) with their cleaned walk from the start (or back from the end) page."""
     q = _scoped(project_id, query.base, query.base.date_from, zone)
-    cleaned = f"arrayMap(p -> {clean_sql(q, query, 'p')}, pageview_paths)"
+    cleaned = cleaned_sql(q, query)
     anchor = q.bind(query.start or query.end, "String")
     q.select(
         "session_id",
@@ -142,10 +145,15 @@ def walks_query(project_id: int, query: PathsQuery, zone: str) -> ScopedSelect:
     return q
 
 
-def _edges(walks: Counter[tuple[str, ...]], query: PathsQuery) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Fold each step's light edges into "other" and count nodes and edges (in walk order)."""
+Kept = list[set[tuple[str, str]]]
+
+
+def _edges(walks: Counter[tuple[str, ...]], query: PathsQuery) -> tuple[list[dict[str, Any]], dict[str, int], Kept]:
+    """Fold each step's light edges into "other" and count nodes and edges (in walk order); also each step's
+    kept (page, next page) pairs."""
     alive = dict(walks)
     edges: list[dict[str, Any]] = []
+    kept_by_step: Kept = []
     nodes: Counter[str] = Counter()
     for walk, n in alive.items():
         nodes[f"1:{walk[0]}"] += n
@@ -155,6 +163,7 @@ def _edges(walks: Counter[tuple[str, ...]], query: PathsQuery) -> tuple[list[dic
             if len(walk) > step:
                 weights[(walk[step - 1], walk[step])] += n
         kept = {pair for pair, _ in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0]))[: query.edges_per_step]}
+        kept_by_step.append(kept)
         folded: Counter[str] = Counter()
         survivors: dict[tuple[str, ...], int] = {}
         for walk, n in alive.items():
@@ -172,7 +181,7 @@ def _edges(walks: Counter[tuple[str, ...]], query: PathsQuery) -> tuple[list[dic
             edges.append(_edge(query, step, source, OTHER, n))
             nodes[f"{step + 1}:{OTHER}"] += n
         alive = survivors
-    return edges, dict(nodes)
+    return edges, dict(nodes), kept_by_step
 
 
 def _edge(query: PathsQuery, step: int, source: str, target: str, sessions: int) -> dict[str, Any]:
@@ -182,15 +191,20 @@ def _edge(query: PathsQuery, step: int, source: str, target: str, sessions: int)
     return {"source": walked_from, "target": walked_to, "sessions": sessions, "id": f"{near}->{far}"}
 
 
-def paths(store: EventStore, project_id: int, query: PathsQuery, zone: str = DEFAULT_TIME_ZONE) -> dict[str, Any]:
-    """Sankey nodes and edges of ``query`` for one project (the caller checked access)."""
+def _walks(store: EventStore, project_id: int, query: PathsQuery, zone: str) -> Counter[tuple[str, ...]]:
     check_groups(store, query)
     q = walks_query(project_id, query, zone)
     sql = f"SELECT walk, count() AS session_count FROM ({q.sql()}) GROUP BY walk\n{_SETTINGS}"
     walks: Counter[tuple[str, ...]] = Counter()
     for row in store.query(sql, q.params):
         walks[tuple(row["walk"])] += int(row["session_count"])
-    edges, nodes = _edges(walks, query)
+    return walks
+
+
+def paths(store: EventStore, project_id: int, query: PathsQuery, zone: str = DEFAULT_TIME_ZONE) -> dict[str, Any]:
+    """Sankey nodes and edges of ``query`` for one project (the caller checked access)."""
+    walks = _walks(store, project_id, query, zone)
+    edges, nodes, _ = _edges(walks, query)
     return {
         "range": {"from": query.base.date_from.isoformat(), "to": query.base.date_to.isoformat(), "time_zone": zone},
         "start": query.start,
@@ -224,23 +238,27 @@ def edge_sessions(
     store: EventStore, project_id: int, query: PathsQuery, edge: tuple[int, str, str], page: int, page_size: int,
     zone: str = DEFAULT_TIME_ZONE,
 ) -> dict[str, Any]:
-    """The sessions whose (cleaned) walk took ``edge`` at its step, newest first, one page of them."""
-    check_groups(store, query)
+    """The sessions whose walk took ``edge`` at its step (and only kept edges before it, as the answer's
+    weights count them), newest first, one page of them. An edge folded into "other" lists none."""
     step, near, far = edge
+    _, _, kept = _edges(_walks(store, project_id, query, zone), query)
     q = walks_query(project_id, query, zone)
-    q.select("started_at")
+    q.select("started_at AS started")
     sql = (
-        f"SELECT session_id, started FROM (SELECT session_id, started_at AS started, walk FROM ({q.sql()}))"
+        f"SELECT session_id, walk FROM ({q.sql()})"
         f" WHERE length(walk) > {step} AND walk[{step}] = {q.bind(near, 'String')}"
         f" AND walk[{step + 1}] = {q.bind(far, 'String')}"
-        f" ORDER BY started DESC, session_id LIMIT {int(page_size) + 1} OFFSET {int((page - 1) * page_size)}"
-        f"\n{_SETTINGS}"
+        f" ORDER BY started DESC, session_id\n{_SETTINGS}"
     )
-    rows = store.query(sql, q.params)
+    walked = [
+        row["session_id"] for row in store.query(sql, q.params)
+        if all((row["walk"][i], row["walk"][i + 1]) in kept[i] for i in range(step))
+    ]
+    first = (page - 1) * page_size
     return {
         "edge": f"{step}:{near}->{step + 1}:{far}",
         "page": page,
-        "has_more": len(rows) > page_size,
-        "sessions": [{"session_id": r["session_id"], "replay_url": f"/projects/{project_id}/sessions/{r['session_id']}"}
-                     for r in rows[:page_size]],
+        "has_more": len(walked) > first + page_size,
+        "sessions": [{"session_id": sid, "replay_url": f"/projects/{project_id}/sessions/{sid}"}
+                     for sid in walked[first : first + page_size]],
     }

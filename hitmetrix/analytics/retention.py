@@ -170,7 +170,9 @@ def retention_sql(project_id: int, query: RetentionQuery, zone: str) -> tuple[st
     return sql, q.params
 
 
-def retention(store: EventStore, project_id: int, query: RetentionQuery, zone: str = DEFAULT_TIME_ZONE) -> dict[str, Any]:
+def retention(
+    store: EventStore, project_id: int, query: RetentionQuery, zone: str = DEFAULT_TIME_ZONE
+) -> dict[str, Any]:
     """The cohort grid of ``query`` for one project (the caller checked access)."""
     sql, params = retention_sql(project_id, query, zone)
     counts = {(row["cohort_day"], int(row["offset"])): int(row["visitors"])

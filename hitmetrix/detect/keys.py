@@ -9,6 +9,7 @@ reads in an alert ("a…@example.com"), which does not reveal the username.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -25,24 +26,29 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def install_secret(data_dir: Path) -> bytes:
-    """The install's secret, made on first call; several processes starting at once agree on one."""
+    """The install's secret, made on first call; several processes starting at once agree on one.
+
+    The secret is written whole to a file of its own first, then linked into place: ``link`` fails when the
+    name exists, so exactly one maker wins and no reader ever sees the file half written."""
     path = Path(data_dir) / INSTALL_SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return _read_secret(path)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(SECRET_BYTES) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    draft = path.with_name(f".{INSTALL_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(SECRET_BYTES) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: theirs is the secret
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
     return _read_secret(path)
 
 
 def _read_secret(path: Path) -> bytes:
     text = path.read_text().strip()
-    if len(text) < 2 * SECRET_BYTES:
-        # Another process made the file and has not written it yet: the write is one small call.
-        text = path.read_text().strip()
     if not text:
         raise ValueError(f"{path.name} is empty: remove it to make a new one (alerts keyed by the old one are lost)")
     return bytes.fromhex(text)

@@ -70,13 +70,13 @@ _FILTERS: list[dict[str, Any]] = OVERVIEW_PATHS["/api/v1/projects/{project_id}/o
 _COMMON = [p for p in _FILTERS if p["name"] != "limit"]
 _RESPONSES = OVERVIEW_PATHS["/api/v1/projects/{project_id}/overview"]["get"]["responses"]
 _DEFINITION = {
-    "name": "definition", "in": "query", "required": True,
+    "name": "definition", "in": "query",
     "description": "the funnel as JSON: {\"steps\": [2–10 of {\"kind\": \"pageview\", \"match\": "
     "\"exact\"|\"prefix\"|\"regex\", \"path\": …} | {\"kind\": \"click\", \"selector\": …, \"text\": …} | "
     "{\"kind\": \"submit\", \"selector\": …} | {\"kind\": \"custom\", \"name\": …, \"props\": {key: value}}], "
     "\"window_s\": seconds (default 86400), \"order\": \"ordered\"|\"strict\"|\"any\", \"exclusions\": [a step "
     "with \"from_step\", \"to_step\"], \"breakdown\": " + "|".join(f'"{b}"' for b in funnels.BREAKDOWNS) + "}",
-    "schema": {"type": "string", "maxLength": funnels.MAX_DEFINITION_CHARS},
+    "schema": {"type": "string", "maxLength": funnels.MAX_DEFINITION_CHARS},  # required: absent is a 400
 }
 _SEMANTICS = (funnels.__doc__ or "").split("What a funnel means — decided here, once:")[-1].split("Reads:")[0].strip()
 OPENAPI_PATHS: dict[str, Any] = {

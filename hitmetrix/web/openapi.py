@@ -15,9 +15,10 @@ from hitmetrix.analytics.sessions import (
     MAX_PAGE_SIZE,
 )
 from hitmetrix.web.analytics_api import OPENAPI_PATHS as ANALYTICS_PATHS
-from hitmetrix.web.funnels_api import OPENAPI_PATHS as FUNNELS_PATHS
 from hitmetrix.web.decisions_api import OPENAPI_PATHS as DECISIONS_PATHS
 from hitmetrix.web.decisions_api import SERVER_KEY_SCHEME
+from hitmetrix.web.funnels_api import OPENAPI_PATHS as FUNNELS_PATHS
+from hitmetrix.web.retention_api import OPENAPI_PATHS as RETENTION_PATHS
 from hitmetrix.web.security_openapi import OPENAPI_PATHS as SECURITY_PATHS
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -323,6 +324,7 @@ def openapi_document() -> dict[str, Any]:
             **DECISIONS_PATHS,  # the protected site reads verdicts with its server key
             **ANALYTICS_PATHS,  # behaviour analytics (hitmetrix.web.analytics_api)
             **FUNNELS_PATHS,  # funnels (hitmetrix.web.funnels_api)
+            **RETENTION_PATHS,  # retention and paths (hitmetrix.web.retention_api)
             **SECURITY_PATHS,  # alerts, decisions, allow-list, entities, webhooks (hitmetrix.web.security_api)
             "/api/v1/batch": {
                 "post": {

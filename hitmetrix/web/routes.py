@@ -31,6 +31,7 @@ from hitmetrix.web import (
     project_api,
     project_pages,
     recording_texts,
+    retention_api,
     security_api,
     security_pages,
     session_pages,
@@ -54,6 +55,7 @@ def routes(runtime: Runtime, capture: CaptureContext) -> list[BaseRoute]:
         *project_api.ROUTES,
         *analytics_api.ROUTES, *analytics_pages.ROUTES,  # behaviour analytics: the overview, JSON and page
         *funnels_api.ROUTES,  # funnels: steps, breakdown, trend and each step's sessions (JSON)
+        *retention_api.ROUTES,  # retention cohorts, paths (Sankey) and an edge's sessions (JSON)
         *member_api.ROUTES,
         *pages.ROUTES,
         *project_pages.ROUTES,

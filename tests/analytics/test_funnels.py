@@ -134,7 +134,9 @@ def fills(step: dict[str, Any], e: Ev) -> bool:
         return False
     if e.type == "pageview":
         how, p = step.get("match", "exact"), step["path"]
-        return e.path == p if how == "exact" else e.path.startswith(p) if how == "prefix" else bool(re.search(p, e.path))
+        if how == "regex":
+            return bool(re.search(p, e.path))
+        return e.path == p if how == "exact" else e.path.startswith(p)
     if step.get("selector") and e.selector != step["selector"]:
         return False
     if step.get("text") and e.text != step["text"]:

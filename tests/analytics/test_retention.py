@@ -4,6 +4,7 @@ every cohort cell compared with a grid computed here in plain Python from the ge
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import zoneinfo
 from collections import defaultdict
@@ -178,7 +179,7 @@ def test_identity_user_counts_identified_people(world: World, traffic: gt.Traffi
     first, last = D(2026, 9, 7), D(2026, 10, 25)
     got = grid(world, first, last, "UTC", identity="user")
     want = truth(traffic, first, last, "UTC", identity="user")
-    assert got == want and 0 < sum(c["visitors"] for c in want["cohorts"])
+    assert got == want and sum(c["visitors"] for c in want["cohorts"]) > 0
     anonymous = truth(traffic, first, last, "UTC")
     assert sum(c["visitors"] for c in want["cohorts"]) < sum(c["visitors"] for c in anonymous["cohorts"])
 
@@ -240,3 +241,16 @@ def test_bad_parameters_are_named() -> None:
         with pytest.raises(BadParameter) as caught:
             RetentionQuery.from_query(params, today)
         assert caught.value.parameter == field, params
+
+
+def test_generated_sql_matches_snapshot() -> None:
+    """Review changes to the retention SQL as diffs: UPDATE_SNAPSHOTS=1 rewrites the file."""
+    params = {"from": "2026-09-01", "to": "2026-10-31", "period": "month", "periods": "3", "identity": "user",
+              "start_page": "/blog/*", "return_event": "purchase", "country": "DE", "url": "/cart"}
+    sql, bound = retention_sql(7, RetentionQuery.from_query(params, D(2026, 10, 31)), "Europe/Berlin")
+    text = sql + "\n-- params: " + repr(sorted(bound.items())) + "\n"
+    path = Path(__file__).parent / "snapshots" / "retention.sql"
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not path.exists():
+        path.write_text(text)
+    assert path.read_text() == text, "generated SQL changed: review and run UPDATE_SNAPSHOTS=1 (retention.sql)"
+    check_project_scope(sql)

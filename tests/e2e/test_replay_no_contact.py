@@ -601,11 +601,17 @@ class Traffic:
         self.requests: list[Request] = []
         self.failures: dict[str, str] = {}
         self.pending: set[int] = set()
+        self.live_polls = 0
         page.on("request", self._started)
         page.on("requestfinished", lambda r: self.pending.discard(id(r)))
         page.on("requestfailed", self._failed)
 
     def _started(self, request: Request) -> None:
+        if urlsplit(request.url).path.endswith("/recording/chunks"):
+            # A session recorded moments ago is live: the page asks the dashboard for newer chunks every
+            # few seconds. That is the dashboard itself, never another host, and it never goes quiet.
+            self.live_polls += 1
+            return
         self.requests.append(request)
         self.pending.add(id(request))
 
