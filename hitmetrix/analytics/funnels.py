@@ -223,7 +223,7 @@ def _check_regexes(store: EventStore, project_id: int, definition: FunnelDefinit
 
 
 def sessions_query(project_id: int, query: overview.OverviewQuery, zone: str, breakdown: str) -> ScopedSelect:
-    q = overview._scoped(project_id, query, query.date_from, zone)
+    q = overview.scoped_sessions(project_id, query, query.date_from, zone)
     column = BREAKDOWNS.get(breakdown, "''")
     q.select("session_id", "anonymous_id", f"toString({column}) AS breakdown_value")
     return q

@@ -116,8 +116,10 @@ class OverviewQuery:
         return "hour" if self.days <= 2 else "day" if self.days <= 92 else "week"
 
 
-def _scoped(project_id: int, query: OverviewQuery, first: dt.date, zone: str) -> ScopedSelect:
-    """Sessions of the project with a pageview, started from ``first`` to the query's last day, filtered."""
+def scoped_sessions(project_id: int, query: OverviewQuery, first: dt.date, zone: str) -> ScopedSelect:
+    """Sessions of the project with a pageview, started from ``first`` to the query's last day, filtered.
+
+    Funnels, retention and paths start from it too, so a filter means the same in every view."""
     q = ScopedSelect(project_id).from_("sessions", final=True)
     start_ms, end_ms = day_range_ms(first, query.date_to, zone)
     q.where("is_deleted = 0")
@@ -151,7 +153,7 @@ def _in_range(q: ScopedSelect, query: OverviewQuery, zone: str) -> str:
 
 def totals_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSelect:
     """The range's and the previous period's sums in one read."""
-    q = _scoped(project_id, query, query.previous[0], zone)
+    q = scoped_sessions(project_id, query, query.previous[0], zone)
     now = _in_range(q, query, zone)
     for prefix, when in (("", now), ("prev_", f"NOT ({now})")):
         q.select(
@@ -174,7 +176,7 @@ def _bucket_sql(q: ScopedSelect, bucket: str, zone: str) -> str:
 
 
 def series_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSelect:
-    q = _scoped(project_id, query, query.date_from, zone)
+    q = scoped_sessions(project_id, query, query.date_from, zone)
     q.select(
         f"{_bucket_sql(q, query.bucket, zone)} AS bucket",
         "uniqExact(anonymous_id) AS visitors",
@@ -186,7 +188,7 @@ def series_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSele
 
 
 def top_pages_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSelect:
-    q = _scoped(project_id, query, query.date_from, zone)
+    q = scoped_sessions(project_id, query, query.date_from, zone)
     q.select("arrayJoin(pageview_paths) AS value", "uniqExact(anonymous_id) AS visitors", "count() AS pageview_sum")
     q.group_by.append("value")
     q.order_by += ["visitors DESC", "pageview_sum DESC", "value"]
@@ -196,7 +198,7 @@ def top_pages_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedS
 
 def breakdowns_query(project_id: int, query: OverviewQuery, zone: str) -> tuple[ScopedSelect, str]:
     """Every breakdown in one read: (SQL builder, the LIMIT BY clause to append after its ORDER BY)."""
-    q = _scoped(project_id, query, query.date_from, zone)
+    q = scoped_sessions(project_id, query, query.date_from, zone)
     pairs = ", ".join(f"('{name}', toString({column}))" for name, column in BREAKDOWNS.items())
     q.select(
         f"arrayJoin([{pairs}]) AS kv",

@@ -28,7 +28,7 @@ from typing import Any
 
 from hitmetrix.analytics import params as param
 from hitmetrix.analytics.days import DEFAULT_TIME_ZONE
-from hitmetrix.analytics.overview import MAX_TEXT_CHARS, OverviewQuery, _scoped
+from hitmetrix.analytics.overview import MAX_TEXT_CHARS, OverviewQuery, scoped_sessions
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect, bound_value
 from hitmetrix.store.clickhouse import EventStore
@@ -125,7 +125,7 @@ def cleaned_sql(q: ScopedSelect, query: PathsQuery) -> str:
 
 def walks_query(project_id: int, query: PathsQuery, zone: str) -> ScopedSelect:
     """Sessions of the range (filtered) with their cleaned walk from the start (or back from the end) page."""
-    q = _scoped(project_id, query.base, query.base.date_from, zone)
+    q = scoped_sessions(project_id, query.base, query.base.date_from, zone)
     cleaned = cleaned_sql(q, query)
     anchor = q.bind(query.start or query.end, "String")
     q.select(

@@ -30,7 +30,7 @@ from typing import Any
 
 from hitmetrix.analytics import params as param
 from hitmetrix.analytics.days import DEFAULT_TIME_ZONE, day_range_ms
-from hitmetrix.analytics.overview import MAX_TEXT_CHARS, OverviewQuery, _scoped
+from hitmetrix.analytics.overview import MAX_TEXT_CHARS, OverviewQuery, scoped_sessions
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.store.clickhouse import EventStore
@@ -142,7 +142,7 @@ def retention_sql(project_id: int, query: RetentionQuery, zone: str) -> tuple[st
     """(SQL, parameters): rows of (cohort, offset, visitors); offset 0 is the cohort's size."""
     # Every session the filters pick up to the last period's end: "first seen" needs the visitor's whole past.
     widened = dataclasses.replace(query.base, date_to=query.last_day())
-    q = _scoped(project_id, widened, param.MIN_DATE, zone)
+    q = scoped_sessions(project_id, widened, param.MIN_DATE, zone)
     visitor = "user_id" if query.identity == "user" else "anonymous_id"
     tz = q.bind(zone, "String")
     period = {"day": f"toDate(started_at, {tz})", "week": f"toMonday(started_at, {tz})",
