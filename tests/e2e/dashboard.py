@@ -107,3 +107,12 @@ def play_to_end(page: Page) -> None:
         }"""
     )
     page.wait_for_function("() => window.HM_TEST_FINISHED === true", timeout=30_000)
+
+
+def heading_document(heading_id: str, text: str) -> dict[str, Any]:
+    """An rrweb full-snapshot document of one page holding one <h1 id=heading_id>text</h1> (forged recordings)."""
+    h1 = {"type": 2, "id": 4, "tagName": "h1", "attributes": {"id": heading_id},
+          "childNodes": [{"type": 3, "id": 5, "textContent": text}]}  # fmt: skip
+    body = {"type": 2, "id": 3, "tagName": "body", "attributes": {}, "childNodes": [h1]}
+    html = {"type": 2, "id": 2, "tagName": "html", "attributes": {}, "childNodes": [body]}
+    return {"type": 0, "id": 1, "childNodes": [html]}

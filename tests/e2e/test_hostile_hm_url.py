@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.dashboard import Member, demo_member, forge_recording, play_to_end
+from tests.e2e.dashboard import Member, demo_member, forge_recording, heading_document, play_to_end
 from tests.e2e.test_hostile_replay import CANARY, assert_nothing_ran, open_replay
 from tests.support import ServerProcess
 
@@ -65,35 +65,7 @@ CASES: list[tuple[Any, str | None]] = [
 
 
 def hostile_recording(start_ms: int) -> list[dict[str, Any]]:
-    document = {
-        "type": 0,
-        "id": 1,
-        "childNodes": [
-            {
-                "type": 2,
-                "id": 2,
-                "tagName": "html",
-                "attributes": {},
-                "childNodes": [
-                    {
-                        "type": 2,
-                        "id": 3,
-                        "tagName": "body",
-                        "attributes": {},
-                        "childNodes": [
-                            {
-                                "type": 2,
-                                "id": 4,
-                                "tagName": "h1",
-                                "attributes": {"id": "title"},
-                                "childNodes": [{"type": 3, "id": 5, "textContent": "A page whose URL events lie"}],
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
+    document = heading_document("title", "A page whose URL events lie")
     events: list[dict[str, Any]] = [
         {"type": 4, "timestamp": start_ms, "data": {"href": PAGE_URL, "width": 1000, "height": 700}},
         {"type": 2, "timestamp": start_ms + 5, "data": {"node": document, "initialOffset": {"left": 0, "top": 0}}},

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.dashboard import Member, demo_member, forge_recording, sign_in, wait_replay_loaded
+from tests.e2e.dashboard import Member, demo_member, forge_recording, heading_document, sign_in, wait_replay_loaded
 from tests.support import ServerProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -229,35 +229,7 @@ def forged_short_recording(env: Env, session_ms: int, recorded_from_ms: int, rec
     """A session whose analytics events span `session_ms`, with a recording from and to the given offsets."""
     # Over a minute ago: the visitor is gone, the session is not live.
     start = int(time.time() * 1000) - session_ms - 90_000
-    node = {
-        "type": 0,
-        "id": 1,
-        "childNodes": [
-            {
-                "type": 2,
-                "id": 2,
-                "tagName": "html",
-                "attributes": {},
-                "childNodes": [
-                    {
-                        "type": 2,
-                        "id": 3,
-                        "tagName": "body",
-                        "attributes": {},
-                        "childNodes": [
-                            {
-                                "type": 2,
-                                "id": 4,
-                                "tagName": "h1",
-                                "attributes": {"id": "short"},
-                                "childNodes": [{"type": 3, "id": 5, "textContent": "Short recording"}],
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
+    node = heading_document("short", "Short recording")
     first = start + recorded_from_ms
     events = [
         {"type": 4, "timestamp": first, "data": {"href": env.page_url, "width": 1000, "height": 700}},
