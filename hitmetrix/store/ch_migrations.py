@@ -366,6 +366,9 @@ STEPS: tuple[Step, ...] = (
     Step(3, "sessions: one row per session, filled from session_segments", _sessions, _fill_sessions),
     Step(4, "session analytics: ordered pageviews, entry and exit, referrer, UTM, props", _session_analytics,
          _fill_session_analytics),
+    # Placeholders filled in by the work on frustration signals (5) and on analytics read speed (6).
+    Step(5, "frustration: rage, dead and error clicks, quick backs, scrolling, cursor per session", lambda e: []),
+    Step(6, "analytics speed: pre-aggregates the funnel, retention and paths reads use", lambda e: []),
 )
 assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
 assert MAX_SESSION_URLS > 0

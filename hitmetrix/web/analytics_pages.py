@@ -11,10 +11,8 @@ to the matching sessions when the session list can filter by all of it.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,32 +23,19 @@ from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.observe.metrics import timed
 from hitmetrix.store.clickhouse import EventStore
-from hitmetrix.web.analytics_api import today_in
-from hitmetrix.web.auth import guard, now_of, principal_of, project_of, runtime_of
+from hitmetrix.web.analytics_chrome import Links, chrome_context, finish_range
+from hitmetrix.web.auth import guard, now_of, runtime_of
 from hitmetrix.web.offload import run
 from hitmetrix.web.render import templates
 
 # A visitor is "here now" with an event in the last five minutes (Plausible's "current visitors").
 VISITORS_NOW_WINDOW_MS = 5 * 60_000
-RANGE_PARAMS = ("from", "to")
-FILTER_PARAMS = (
-    "country", "device", "browser", "os", "url", "referrer", "utm_source", "utm_medium", "utm_campaign",
-    "identified", "prop_key", "prop_value",
-)
-FILTER_LABELS = {
-    "country": "Country", "device": "Device", "browser": "Browser", "os": "OS", "url": "URL contains",
-    "referrer": "Referrer", "utm_source": "UTM source", "utm_medium": "UTM medium", "utm_campaign": "UTM campaign",
-    "identified": "Identified", "prop_key": "Event property", "prop_value": "Property value",
-}
 # Which filter a row of each list adds. Pages filter by "path contains", the only page filter the query has.
 ROW_FILTERS = {
     "top_pages": "url", "entry_pages": "url", "exit_pages": "url", "referrers": "referrer",
     "utm_sources": "utm_source", "utm_mediums": "utm_medium", "utm_campaigns": "utm_campaign",
     "countries": "country", "browsers": "browser", "oses": "os", "devices": "device",
 }
-# The session list's own names for what it can filter by (hitmetrix.analytics.sessions.SessionFilters), with the
-# longest value it takes: a view with any other filter has no matching session list, so it gets no link.
-SESSION_LIST_FILTERS = {"from": 10, "to": 10, "url": 500, "country": 64, "device": 64, "browser": 64, "os": 64}
 LISTS = (
     ("top_pages", "Top pages", "Page"),
     ("entry_pages", "Entry pages", "Page"),
@@ -77,36 +62,6 @@ def visitors_now(store: EventStore, project_id: int, now_ms: int) -> int:
     q.where(f"started_at <= fromUnixTimestamp64Milli({q.bind(now_ms, 'Int64')}, 'UTC')")
     rows = store.query(q.sql(), q.params)
     return int(rows[0]["visitors"]) if rows else 0
-
-
-class Links:
-    """URLs of the overview and of the session list for the current view, with a filter added or removed."""
-
-    def __init__(self, project_id: int, params: Mapping[str, str]) -> None:
-        self.base = f"/projects/{project_id}/overview"
-        self.sessions_base = f"/projects/{project_id}/sessions"
-        # Only what the page understands is carried on; empty values are left out of links.
-        self.params = {k: params[k] for k in (*RANGE_PARAMS, *FILTER_PARAMS) if params.get(k, "").strip()}
-        # The range the query settled on (defaults included): the session list has other defaults.
-        self.session_range: dict[str, str] = {}
-
-    def view(self, **changes: str | None) -> str:
-        merged = dict(self.params)
-        for name, value in changes.items():
-            if value is None or value == "":
-                merged.pop(name, None)
-            else:
-                merged[name] = value
-        if merged.get("prop_value") and not merged.get("prop_key"):
-            merged.pop("prop_value")
-        return self.base + ("?" + urlencode(merged) if merged else "")
-
-    def sessions(self, **extra: str) -> str | None:
-        """The session list with this view's range and filters; None when it cannot filter by all of them."""
-        merged = {**self.params, **self.session_range, **extra}
-        if any(name not in SESSION_LIST_FILTERS or len(v) > SESSION_LIST_FILTERS[name] for name, v in merged.items()):
-            return None
-        return self.sessions_base + ("?" + urlencode(merged) if merged else "")
 
 
 def _change(now: float, before: float, *, points: bool = False) -> dict[str, Any] | None:
@@ -148,16 +103,6 @@ def kpis(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def presets(today: dt.date) -> list[tuple[str, str, str]]:
-    """(label, from, to) of the quick ranges, ending today in the project's zone."""
-    day = dt.timedelta(days=1)
-    return [
-        ("Today", today.isoformat(), today.isoformat()),
-        ("7 days", (today - 6 * day).isoformat(), today.isoformat()),
-        ("30 days", (today - 29 * day).isoformat(), today.isoformat()),
-    ]
-
-
 def rows_of(answer: Mapping[str, Any], links: Links) -> list[dict[str, Any]]:
     """Every list of the overview with, per row, its filtered view and its sessions (or None)."""
     out = []
@@ -183,44 +128,24 @@ def rows_of(answer: Mapping[str, Any], links: Links) -> list[dict[str, Any]]:
 
 @guard("viewer")
 async def overview_page(request: Request) -> Response:
-    runtime, principal, project = runtime_of(request), principal_of(request), project_of(request)
-    zone = project.time_zone or "UTC"
-    now = now_of(runtime)
-    today = today_in(zone, now)
-    links = Links(project.id, request.query_params)
-    context: dict[str, Any] = {
-        "principal": principal,
-        "project": project,
-        "time_zone": zone,
-        "error": None,
-        "links": links,
-        "params": links.params,
-        "filter_params": FILTER_PARAMS,
-        "filter_labels": FILTER_LABELS,
-        "device_types": overview.DEVICE_TYPES,
-        "presets": presets(today),
-        "api_url": f"/api/v1/projects/{project.id}/overview",
-    }
+    context = chrome_context(request, "overview", compare=False)
+    runtime, project, links = runtime_of(request), context["project"], context["links"]
+    context["api_url"] = f"/api/v1/projects/{project.id}/overview"
     status = 200
     try:
-        query = overview.OverviewQuery.from_query(request.query_params, today)
-        answer = await run(timed("overview", overview.overview), runtime.store, project.id, query, zone)
+        query = overview.OverviewQuery.from_query(request.query_params, context["today"])
+        answer = await run(timed("overview", overview.overview), runtime.store, project.id, query, context["time_zone"])
     except BadParameter as exc:
         context["error"] = str(exc)
         context["error_field"] = exc.parameter
         status = 400
     else:
-        links.session_range = {"from": query.date_from.isoformat(), "to": query.date_to.isoformat()}
-        now_ms = int(now.timestamp() * 1000)
+        finish_range(context, query.date_from, query.date_to)
+        now_ms = int(now_of(runtime).timestamp() * 1000)
         context["visitors_now"] = await run(timed("visitors_now", visitors_now), runtime.store, project.id, now_ms)
         context["answer"] = answer
         context["kpis"] = kpis(answer)
         context["lists"] = rows_of(answer, links)
-        context["active"] = [(name, FILTER_LABELS[name], links.params[name], links.view(**{name: None}))
-                             for name in FILTER_PARAMS if name in links.params]
-        context["clear_url"] = links.view(**dict.fromkeys(FILTER_PARAMS))
-        context["range_from"], context["range_to"] = query.date_from.isoformat(), query.date_to.isoformat()
-        context["sessions_url"] = links.sessions()
         countries = next(item for item in context["lists"] if item["key"] == "countries")
         context["island"] = {
             "overview": answer,
