@@ -10,7 +10,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TRACKER   := hitmetrix/web/static/hm.js
 DASHBOARD := hitmetrix/web/static/dashboard/replay.js
 
-.PHONY: run test lint bench fidelity scenarios install tracker dashboard system-deps chromium clean
+.PHONY: run test lint bench bench-analytics fidelity scenarios install tracker dashboard system-deps chromium clean
 
 run: install
 	$(VENV)/bin/hitmetrix serve --demo --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
@@ -30,6 +30,15 @@ BENCH_SESSIONS ?= 100000
 bench: install chromium
 	@command -v wrk >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
 	$(PY) -m bench.run --sessions $(BENCH_SESSIONS) $(BENCH_ARGS)
+	$(MAKE) bench-analytics
+
+# Analytics views at 10 M synthetic events (100 M: ANALYTICS_EVENTS=10000000,100000000; a quick check:
+# ANALYTICS_ARGS=--quick); loader throughput against the release before: ANALYTICS_ARGS="--loader-before DIR".
+ANALYTICS_EVENTS ?= 10000000
+
+bench-analytics: install
+	@command -v wrk >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y wrk)
+	$(PY) -m bench.analytics --events $(ANALYTICS_EVENTS) $(ANALYTICS_ARGS)
 
 # Replay fidelity: corpus pages recorded in Chromium, replayed, live and replay screenshots compared (SSIM);
 # a table, bench/results/fidelity.json and test-artifacts/fidelity/. One page: make fidelity FIDELITY_ARGS="--pages tall"

@@ -39,6 +39,7 @@ import { DevPanes } from './devpanes';
 import { Shortcuts } from './shortcuts';
 import { BLOCKED_STYLE_RULES, markBlocked } from './blocked';
 import { LiveFollower, PAD_TAG, padEvent } from './follow';
+import { pinNoReferrer, postFormsWithOrigin } from './replaydoc';
 
 const CONTROLLER_HEIGHT_PX = 80; // rrweb-player's controller bar
 const META_EVENT = 4;
@@ -138,6 +139,7 @@ class ReplayPage {
     this.allowedOrigins = [location.origin, ...parseOrigins(root.dataset.mediaOrigins)];
     this.sanitiser = new RecordingSanitiser(this.allowedOrigins);
     this.timeline = new Timeline(byId<HTMLOListElement>('hm-events'), (ms) => this.seek(ms), root.dataset.timeZone);
+    void this.timeline.loadFrustration(root.dataset.project || '', root.dataset.session || ''); // signal markers
     this.devPanes = new DevPanes(root, this.timeline, (ms) => this.seek(ms));
     const page = this;
     this.state = {
@@ -701,39 +703,6 @@ class FragmentFollower {
     win.location.replace(this.fragment || '#');
     win.scrollTo(scrollX, scrollY);
   }
-}
-
-/**
- * Gives the replay document a `no-referrer` policy of its own. It inherits the page's already;
- * this holds even if rrweb's rebuild (document.open) or a future rrweb changed that. A later
- * recorded `<meta name=referrer>` would win, which is why the sanitiser makes those inert.
- */
-function pinNoReferrer(doc: Document | null): void {
-  const parent = doc && (doc.head || doc.documentElement);
-  if (!doc || !parent) return;
-  const meta = doc.createElement('meta');
-  meta.name = 'referrer';
-  meta.content = 'no-referrer';
-  parent.insertBefore(meta, parent.firstChild);
-}
-
-/**
- * The replay page is served with `Referrer-Policy: no-referrer`, and under that policy browsers
- * send `Origin: null` with form posts, which the dashboard's CSRF check refuses. So the page's own
- * post forms (sign out) are sent with fetch and a same-origin referrer policy, which sends the
- * real Origin, and the browser then goes where the answer went.
- */
-function postFormsWithOrigin(doc: Document): void {
-  doc.addEventListener('submit', (e) => {
-    const form = e.target;
-    if (!(form instanceof HTMLFormElement) || form.method.toLowerCase() !== 'post') return;
-    e.preventDefault();
-    const body = new URLSearchParams();
-    new FormData(form).forEach((value, name) => body.append(name, String(value)));
-    fetch(form.action, { method: 'POST', body, credentials: 'same-origin', referrerPolicy: 'same-origin' })
-      .then((answer) => location.assign(answer.redirected ? answer.url : location.href))
-      .catch(() => location.reload());
-  });
 }
 
 function main(): void {

@@ -1,7 +1,9 @@
 /**
  * The session's analytics events around the player: the side list (click to
  * seek, current one highlighted), the coloured markers on the progress bar,
- * and which URL the visitor was on at a given time.
+ * and which URL the visitor was on at a given time; the session's frustration
+ * signals (computed when it was loaded: GET …/sessions/{sid}/frustration) as
+ * markers of their own and as badges on the events that raised them.
  *
  * Everything recorded is shown with textContent, never as HTML.
  */
@@ -23,6 +25,23 @@ const ICONS: Record<string, string> = {
 };
 const OTHER_ICON = 'M8 5a3 3 0 1 0 0 6 3 3 0 0 0 0-6z';
 const SNAPSHOT_SETTLE_MS = 20;
+/** What the replay calls each frustration signal, and its marker's colour (set from script: the CSP allows it). */
+const SIGNALS: Record<string, { label: string; colour: string }> = {
+  rage: { label: 'Rage click', colour: '#dc2626' },
+  dead: { label: 'Dead click', colour: '#ea580c' },
+  error: { label: 'Error click', colour: '#a21caf' },
+  quick_back: { label: 'Quick back', colour: '#2563eb' },
+  excessive_scroll: { label: 'Excessive scrolling', colour: '#ca8a04' },
+  thrashed_cursor: { label: 'Thrashed cursor', colour: '#0d9488' },
+};
+
+/** One signal as the API sends it: server time, the page, and the event that raised it (when one did). */
+export interface FrustrationMark {
+  ts: number;
+  kind: string;
+  path: string;
+  event_id: string;
+}
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /**
@@ -101,6 +120,7 @@ export class Timeline {
   private filter = '';
   private startTime = 0;
   private totalMs = 0;
+  private frustration: { mark: FrustrationMark; marker: HTMLSpanElement | null }[] = [];
 
   constructor(
     private list: HTMLOListElement,
@@ -131,6 +151,7 @@ export class Timeline {
       this.list.appendChild(empty);
     }
     this.applyFilter(this.filter);
+    this.badgeEvents();
     this.renderMarkers();
   }
 
@@ -204,10 +225,90 @@ export class Timeline {
     this.renderMarkers();
   }
 
+  /** Fetch the session's frustration signals and mark them; a failure leaves the replay as it is. */
+  loadFrustration(projectId: string, sessionId: string): Promise<void> {
+    const path =
+      `/api/v1/projects/${encodeURIComponent(projectId)}/sessions/${encodeURIComponent(sessionId)}/frustration`;
+    return fetch(path, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then((r) => (r.ok ? r.json() : { marks: [] }))
+      .then((body: { marks?: FrustrationMark[] }) => this.setFrustration(Array.isArray(body.marks) ? body.marks : []))
+      .catch(() => undefined);
+  }
+
+  setFrustration(marks: FrustrationMark[]): void {
+    for (const f of this.frustration) f.marker?.remove();
+    this.frustration = marks.filter((m) => SIGNALS[m.kind]).map((mark) => ({ mark, marker: null }));
+    this.list.dataset.frustration = String(this.frustration.length);
+    this.badgeEvents();
+    this.renderMarkers();
+  }
+
+  /**
+   * Where a signal sits on the recording's clock: on the event that raised it when the list has it (a click, a
+   * quick back's pageview), else its server time moved by the visitor's clock skew the events show.
+   */
+  private frustrationOffset(mark: FrustrationMark): number {
+    const own = this.entries.find((e) =>
+      mark.event_id ? e.event.event_id === mark.event_id : e.event.type === 'pageview' && e.event.ts === mark.ts,
+    );
+    if (own) return own.offset;
+    const skews = this.entries.map((e) => recordedTime(e.event) - e.event.ts).sort((a, b) => a - b);
+    const skew = skews.length ? skews[skews.length >> 1] : 0;
+    return Math.max(0, mark.ts + skew - this.startTime);
+  }
+
+  private badgeEvents(): void {
+    for (const entry of this.entries) {
+      entry.item.querySelectorAll('.hm-ev-signal').forEach((b) => b.remove());
+      entry.item.classList.remove('hm-ev-frustrated');
+    }
+    for (const { mark } of this.frustration) {
+      const entry = this.entries.find((e) =>
+        mark.event_id ? e.event.event_id === mark.event_id : e.event.type === 'pageview' && e.event.ts === mark.ts,
+      );
+      if (!entry) continue;
+      entry.item.classList.add('hm-ev-frustrated');
+      const badge = span('hm-ev-signal', SIGNALS[mark.kind].label);
+      badge.dataset.signal = mark.kind;
+      badge.style.color = SIGNALS[mark.kind].colour;
+      badge.style.fontWeight = '600';
+      badge.style.fontSize = '0.72rem';
+      badge.style.marginLeft = '6px';
+      entry.item.querySelector('.hm-ev-main')?.appendChild(badge);
+    }
+  }
+
+  private renderFrustration(track: HTMLDivElement): void {
+    for (const f of this.frustration) {
+      const offset = this.frustrationOffset(f.mark);
+      if (!f.marker) {
+        const signal = SIGNALS[f.mark.kind];
+        f.marker = document.createElement('span');
+        f.marker.className = 'hm-marker hm-marker-frustration';
+        f.marker.dataset.signal = f.mark.kind;
+        f.marker.style.background = signal.colour;
+        // Taller than an event's marker: a signal is what a reviewer looks for.
+        f.marker.style.height = '14px';
+        f.marker.style.top = '-4px';
+        f.marker.style.zIndex = '2';
+        f.marker.title = `${formatClock(offset)} · ${signal.label} on ${f.mark.path}`;
+        f.marker.setAttribute('aria-label', f.marker.title);
+        const mark = f.mark;
+        f.marker.addEventListener('click', (ev) => {
+          ev.stopPropagation();
+          this.onSeek(this.frustrationOffset(mark));
+        });
+        track.appendChild(f.marker);
+      }
+      this.place(f.marker, offset);
+    }
+  }
+
   private renderMarkers(): void {
     const track = this.markerTrack;
     if (!track) return;
     for (const m of this.recordedMarkers) this.renderRecordedMarker(m, track);
+    this.renderFrustration(track);
     for (const entry of this.entries) {
       if (!MARKED.has(entry.event.type)) continue;
       if (!entry.marker) {

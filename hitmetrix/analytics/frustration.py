@@ -6,8 +6,10 @@ event id>}``, ``$thrashed_cursor`` and ``$excessive_scroll``. Two signals are co
 a click followed within 1 s by an ``error`` event (errors the tracker saw without its frustration chunk), and a
 quick back is a pageview of B between two pageviews of A, B shown less than 5 s.
 
-Pure functions over plain values: the loader hands them a session's events (``StoredEvent`` fits) and stores the
-result; nothing here reads the store.
+Pure functions over plain values (``StoredEvent`` fits); nothing here reads the store. They are the reference
+reading of the rules: the loader computes the same signals in the SQL of its per-session aggregation
+(``hitmetrix.store.schema``, step 5: ``frustration_marks`` and a count per signal), so that loading stays one
+statement per segment, and the tests hold the two to the same answers. ``frustration_query`` reads what it stored.
 """
 
 from __future__ import annotations

@@ -23,23 +23,26 @@ What a funnel means — decided here, once:
 
 Reads: the ``sessions`` rows (filters, breakdown property) and, from ``events``, only the time, session and the
 columns the steps look at, of the days in the range plus the window, and only events that match a step (all
-four kinds for ``strict``). ``window_funnel_baseline`` is ClickHouse's ``windowFunnel`` over raw events, for the
-bench to compare with.
+four kinds for ``strict``): the events projection ordered by kind and page (schema step 6) makes that a read of
+the steps' ranges. All of it runs in ClickHouse, one query per answer: per session its matching events as one
+sorted array, every attempt from it with vectorised array functions (a fold only for ``any``), the best one,
+then counts and medians per step, per day and per breakdown value (GROUPING SETS). Nothing per session comes
+back to Python. ``window_funnel_baseline`` is ClickHouse's ``windowFunnel`` over raw events, for the bench to
+compare with.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hitmetrix.analytics import overview
-from hitmetrix.analytics.days import day_range_ms, time_zone
+from hitmetrix.analytics.days import day_range_ms
 from hitmetrix.analytics.params import BadParameter
-from hitmetrix.analytics.query import ScopedSelect
+from hitmetrix.analytics.query import ScopedSelect, bound_value
 from hitmetrix.store.clickhouse import EventStore
 
 MIN_STEPS, MAX_STEPS = 2, 10
@@ -229,149 +232,177 @@ def sessions_query(project_id: int, query: overview.OverviewQuery, zone: str, br
     return q
 
 
-def events_query(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition
-                 ) -> ScopedSelect:
-    """Per session, its matching events as (ms, bitmask of steps, bitmask of exclusions), in time order."""
+def events_query(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition,
+                 binder: ScopedSelect) -> ScopedSelect:
+    """Per session, its matching events as ``seq``: (ms, bitmask of steps, bitmask of exclusions), in time order.
+    Values are bound through ``binder`` (the sessions query), so the two share one set of parameters."""
     q = ScopedSelect(project_id).from_("events")
     start_ms, end_ms = day_range_ms(query.date_from, query.date_to, zone)
     assert start_ms is not None and end_ms is not None
-    step_mask = " + ".join(f"if({_condition(q, s)}, {1 << i}, 0)" for i, s in enumerate(definition.steps))
-    excl_mask = " + ".join(f"if({_condition(q, e.step)}, {1 << i}, 0)" for i, e in enumerate(definition.exclusions))
+    step_conditions = [_condition(binder, s) for s in definition.steps]
+    excl_conditions = [_condition(binder, e.step) for e in definition.exclusions]
+    step_mask = " + ".join(f"if({c}, {1 << i}, 0)" for i, c in enumerate(step_conditions))
+    excl_mask = " + ".join(f"if({c}, {1 << i}, 0)" for i, c in enumerate(excl_conditions))
     q.select(
         "session_id",
         f"arraySort(groupArray((toUnixTimestamp64Milli(ts), toUInt32({step_mask}), toUInt32({excl_mask or '0'}))))"
         " AS seq",
     )
-    q.where(f"ts >= fromUnixTimestamp64Milli({q.bind(start_ms, 'Int64')}, 'UTC')")
-    q.where(f"ts <= fromUnixTimestamp64Milli({q.bind(end_ms + definition.window_s * 1000, 'Int64')}, 'UTC')")
+    q.where(f"ts >= fromUnixTimestamp64Milli({binder.bind(start_ms, 'Int64')}, 'UTC')")
+    q.where(f"ts <= fromUnixTimestamp64Milli({binder.bind(end_ms + definition.window_s * 1000, 'Int64')}, 'UTC')")
     if definition.order == "strict":
         q.where("type IN ('pageview', 'click', 'submit', 'custom')")
     else:
-        q.where(f"({step_mask}) + ({excl_mask or '0'}) > 0")
+        # An OR of the conditions (not the masks' sum): the events projection ordered by type and path
+        # (schema step 6) then reads only the matching ranges.
+        q.where(" OR ".join(f"({c})" for c in step_conditions + excl_conditions))
     q.group_by.append("session_id")
     return q
 
 
-@dataclass
-class Attempt:
-    times: list[int]  # ms of each step reached, in step order
+# The attempt rules of the module docstring, as ClickHouse array expressions over one session's ``seq``
+# (Array(Tuple(ms Int64, steps UInt32, exclusions UInt32)), sorted). An attempt is its steps' times, Array(Int64).
 
 
-def _ordered(seq: list[tuple[int, int, int]], definition: FunnelDefinition, start: int) -> Attempt:
-    strict = definition.order == "strict"
-    first_ms = seq[start][0]
-    times, at = [first_ms], start
-    for k in range(1, len(definition.steps)):
-        bit = 1 << k
-        nxt = None
-        for j in range(at + 1, len(seq)):
-            if seq[j][0] - first_ms > definition.window_s * 1000:
-                break
-            if seq[j][1] & bit:
-                nxt = j
-                break
-            if strict:
-                break
-        if nxt is None:
-            break
-        times.append(seq[nxt][0])
-        at = nxt
-    return Attempt(times)
+def _ordered_chains_sql(definition: FunnelDefinition, first_ms: str, last_ms: str) -> list[str]:
+    """Select-list items (``ordered`` or ``strict``) over one session's ``seq``: ``c1`` … ``cN``, for the
+    attempt starting at each position of seq, the position of the event filling step k (0: not reached).
 
-
-def _any_order(seq: list[tuple[int, int, int]], definition: FunnelDefinition, start: int) -> Attempt:
-    """Most steps filled by distinct events within the window from seq[start] (which fills one of them)."""
-    first_ms = seq[start][0]
-    events = [j for j in range(start, len(seq)) if seq[j][0] - first_ms <= definition.window_s * 1000 and seq[j][1]]
-    owner: dict[int, int] = {}  # step -> event index (a bipartite matching, augmented one event at a time)
-
-    def augment(j: int, seen: set[int]) -> bool:
-        for k in range(len(definition.steps)):
-            if seq[j][1] & (1 << k) and k not in seen:
-                seen.add(k)
-                if k not in owner or augment(owner[k], seen):
-                    owner[k] = j
-                    return True
-        return False
-
-    augment(start, set())
-    for j in events[1:]:
-        augment(j, set())
-    return Attempt(sorted(seq[j][0] for j in owner.values()))
-
-
-def _void(seq: list[tuple[int, int, int]], definition: FunnelDefinition, attempt: Attempt) -> bool:
-    for i, e in enumerate(definition.exclusions):
-        if len(attempt.times) < e.from_step:
-            continue
-        low = attempt.times[e.from_step - 1]
-        high = (attempt.times[e.to_step - 1] if len(attempt.times) >= e.to_step
-                else attempt.times[0] + definition.window_s * 1000 + 1)
-        if any(low < ms < high and excl & (1 << i) for ms, _, excl in seq):
-            return True
-    return False
-
-
-def best_attempt(seq: list[tuple[int, int, int]], definition: FunnelDefinition, first_ms: int, last_ms: int
-                 ) -> Attempt | None:
-    """The session's furthest attempt (of equals the first) starting in [first_ms, last_ms); None if none."""
-    best: Attempt | None = None
-    for start, (ms, steps, _) in enumerate(seq):
-        if not first_ms <= ms < last_ms:
-            continue
-        if definition.order == "any":
-            if not steps:
-                continue
-            attempt = _any_order(seq, definition, start)
+    Greedy, as the rules say: ``ordered`` takes the first later event that fills the next step, ``strict`` only
+    the very next event; both within the window from the attempt's first event. Vectorised array functions
+    (``nK``: for each position, the next event that fills step K, by ``arrayReverseFill``), not a fold."""
+    n, window_ms = len(definition.steps), definition.window_s * 1000
+    items = [
+        "arrayMap(x -> x.1, seq) AS ms",
+        f"arrayMap((x, j) -> if(bitTest(x.2, 0) AND x.1 >= {first_ms} AND x.1 < {last_ms}, j, 0), seq,"
+        " arrayEnumerate(seq)) AS c1",
+    ]
+    for k in range(1, n):
+        if definition.order == "strict":
+            nxt = f"if(bitTest(seq[p + 1].2, {k}), p + 1, 0)"
         else:
-            if not steps & 1:
-                continue
-            attempt = _ordered(seq, definition, start)
-        if _void(seq, definition, attempt):
-            continue
-        if best is None or len(attempt.times) > len(best.times):
-            best = attempt
-    return best
+            items.append(f"arrayReverseFill(x -> x > 0, arrayMap((x, j) -> if(bitTest(x.2, {k}), j, 0), seq,"
+                         f" arrayEnumerate(seq))) AS n{k}")
+            nxt = f"n{k}[p + 1]"
+        items.append(f"arrayMap((p, s) -> if(p = 0, 0, if({nxt} > 0 AND ms[{nxt}] - ms[s] <= {window_ms}, {nxt}, 0)),"
+                     f" c{k}, c1) AS c{k + 1}")
+    return items
 
 
-def _attempts(store: EventStore, project_id: int, query: overview.OverviewQuery, zone: str,
-              definition: FunnelDefinition) -> list[tuple[str, str, str, Attempt]]:
-    """(session id, anonymous id, breakdown value, best attempt) of every session in the funnel."""
-    _check_regexes(store, project_id, definition)
+def _any_order_sql(definition: FunnelDefinition) -> str:
+    """The attempt starting at seq[i] for ``any``: the most steps distinct events within the window fill. Every
+    set of steps the events so far can fill (with one set of times for it) is kept, so the largest is exact."""
+    n, window_ms = len(definition.steps), definition.window_s * 1000
+    extend = (
+        f"arrayFlatten(arrayMap(st -> arrayMap(k -> (bitOr(st.1, bitShiftLeft(toUInt32(1), k)), arrayPushBack(st.2,"
+        f" e.1)), arrayFilter(k -> bitTest(e.2, k) AND NOT bitTest(st.1, k), range({n}))), acc))"
+    )
+    # The new sets of steps, each once, that the sets so far do not hold already.
+    add = (
+        f"arrayConcat(acc, arrayFilter((x, j) -> NOT has(arrayMap(a -> a.1, acc), x.1)"
+        f" AND indexOf(arrayMap(b -> b.1, {extend}), x.1) = j, {extend}, arrayEnumerate({extend})))"
+    )
+    step = f"(acc, e) -> if(e.1 - seq[i].1 > {window_ms} OR e.2 = 0, acc, {add})"
+    first = (f"arrayMap(k -> (bitShiftLeft(toUInt32(1), k), [seq[i].1]),"
+             f" arrayFilter(k -> bitTest(seq[i].2, k), range({n})))")
+    states = f"arrayFold({step}, arraySlice(seq, i + 1), {first})"
+    return f"arraySort(arrayFold((best, st) -> if(length(st.2) > length(best), st.2, best), {states}, [seq[i].1]))"
+
+
+def _void_sql(definition: FunnelDefinition) -> str:
+    """Whether the attempt ``a`` (times of its steps) is void: an exclusion event between its from_step and
+    to_step (or the window's end when it never got there)."""
+    window_ms = definition.window_s * 1000
+    arms = []
+    for i, e in enumerate(definition.exclusions):
+        high = f"if(length(a) >= {e.to_step}, a[{e.to_step}], a[1] + {window_ms + 1})"
+        arms.append(f"(length(a) >= {e.from_step} AND arrayExists(x -> x.1 > a[{e.from_step}] AND x.1 < {high}"
+                    f" AND bitTest(x.3, {i}), seq))")
+    return " OR ".join(arms) or "0"
+
+
+def best_attempt_sql(definition: FunnelDefinition, first_ms: str, last_ms: str) -> tuple[list[str], str]:
+    """(select-list items, expression): the session's furthest attempt (of equals the first) starting in
+    [first_ms, last_ms), as the times of its steps; [] if none."""
+    pick = (f"arrayFold((best, a) -> if(length(a) > length(best) AND NOT ({_void_sql(definition)}), a, best),"
+            " attempts, emptyArrayInt64())")
+    if definition.order == "any":
+        attempts = (f"arrayMap(i -> if(seq[i].2 != 0 AND seq[i].1 >= {first_ms} AND seq[i].1 < {last_ms},"
+                    f" {_any_order_sql(definition)}, emptyArrayInt64()), arrayEnumerate(seq)) AS attempts")
+        return [attempts], pick
+    n = len(definition.steps)
+    chains = ", ".join(f"c{k}" for k in range(1, n + 1))
+    # Each attempt's times; one that never opened is [] (c1 = 0), and so is a void one when there are exclusions.
+    step_times = ", ".join(f"ms[c{k}]" for k in range(1, n + 1))
+    reached = " + ".join(f"(c{k} > 0)" for k in range(1, n + 1))
+    times = (f"arrayMap(({chains}) -> if(c1 = 0, emptyArrayInt64(), arraySlice([{step_times}], 1, {reached})),"
+             f" {chains}) AS attempts")
+    if not definition.exclusions:
+        # Without exclusions no attempt is void: the first of the longest, without a fold.
+        pick = "attempts[indexOf(arrayMap(a -> length(a), attempts), arrayMax(arrayMap(a -> length(a), attempts)))]"
+    return [*_ordered_chains_sql(definition, first_ms, last_ms), times], pick
+
+
+def attempts_sql(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition
+                 ) -> tuple[str, dict[str, Any]]:
+    """(SQL, parameters): a row per session in the funnel with its best attempt: session_id, anonymous_id,
+    breakdown_value, times (ms of each step reached, in step order). The matching runs in ClickHouse."""
     sq = sessions_query(project_id, query, zone, definition.breakdown)
-    picked = {r["session_id"]: r for r in store.query(sq.sql() + "\n" + _SETTINGS, sq.params)}
-    eq = events_query(project_id, query, zone, definition)
+    eq = events_query(project_id, query, zone, definition, sq)
     first_ms, last_ms = day_range_ms(query.date_from, query.date_to, zone)
-    assert first_ms is not None and last_ms is not None
-    out = []
-    for row in store.query(eq.sql() + "\n" + _SETTINGS, eq.params):
-        session = picked.get(row["session_id"])
-        if session is None:
-            continue
-        seq = [(int(ms), int(steps), int(excl)) for ms, steps, excl in row["seq"]]
-        attempt = best_attempt(seq, definition, first_ms, last_ms)
-        if attempt is not None:
-            out.append((row["session_id"], session["anonymous_id"], session["breakdown_value"], attempt))
-    out.sort(key=lambda a: (a[3].times[0], a[0]))
-    return out
+    items, best = best_attempt_sql(definition, sq.bind(first_ms, "Int64"), sq.bind(last_ms, "Int64"))
+    sql = (
+        "SELECT s.session_id AS session_id, s.anonymous_id AS anonymous_id, s.breakdown_value AS breakdown_value,"
+        " e.times AS times\n"
+        f"FROM (SELECT session_id, {best} AS times FROM (SELECT session_id, seq, {', '.join(items)}"
+        f" FROM ({eq.sql()}))) AS e\n"
+        f"INNER JOIN ({sq.sql()}) AS s ON s.session_id = e.session_id\n"
+        "WHERE length(e.times) > 0"
+    )
+    return sql, {**eq.params, **sq.params}
 
 
-def _steps(attempts: list[Attempt], n_steps: int) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class StepCounts:
+    """What a group of attempts says per step: sessions reaching it and the median times to it."""
+
+    reached: list[int]
+    median_from_previous: list[float | None]
+    median_from_start: list[float | None]
+
+
+def _counts_columns(n: int) -> str:
+    reached = ", ".join(f"countIf(length(times) >= {k})" for k in range(1, n + 1))
+    prev = ", ".join(f"quantileExactInclusiveIf(0.5)(times[{k}] - times[{k - 1}], length(times) >= {k})"
+                     for k in range(2, n + 1))
+    start = ", ".join(f"quantileExactInclusiveIf(0.5)(times[{k}] - times[1], length(times) >= {k})"
+                      for k in range(2, n + 1))
+    return f"[{reached}] AS reached, [{prev}] AS from_previous, [{start}] AS from_start"
+
+
+def _step_counts(row: Mapping[str, Any]) -> StepCounts:
+    reached = [int(v) for v in row["reached"]]
+    return StepCounts(
+        reached,
+        [None, *(float(v) if reached[k + 1] else None for k, v in enumerate(row["from_previous"]))],
+        [None, *(float(v) if reached[k + 1] else None for k, v in enumerate(row["from_start"]))],
+    )
+
+
+def _steps(counts: StepCounts) -> list[dict[str, Any]]:
     rows = []
-    entered = len(attempts)
-    for k in range(n_steps):
-        reached = [a for a in attempts if len(a.times) > k]
-        previous = len([a for a in attempts if len(a.times) > k - 1]) if k else entered
-        gaps = [a.times[k] - a.times[k - 1] for a in reached] if k else []
-        totals = [a.times[k] - a.times[0] for a in reached] if k else []
+    entered = counts.reached[0] if counts.reached else 0
+    for k, reached in enumerate(counts.reached):
+        previous = counts.reached[k - 1] if k else entered
+        from_previous, from_start = counts.median_from_previous[k], counts.median_from_start[k]
         rows.append({
             "step": k + 1,
-            "sessions": len(reached),
-            "conversion": round(100 * len(reached) / entered, 2) if entered else 0.0,
-            "from_previous": round(100 * len(reached) / previous, 2) if previous else 0.0,
-            "dropped": previous - len(reached),
-            "median_ms_from_previous": round(statistics.median(gaps)) if gaps else None,
-            "median_ms_from_start": round(statistics.median(totals)) if totals else None,
+            "sessions": reached,
+            "conversion": round(100 * reached / entered, 2) if entered else 0.0,
+            "from_previous": round(100 * reached / previous, 2) if previous else 0.0,
+            "dropped": previous - reached,
+            "median_ms_from_previous": round(from_previous) if from_previous is not None else None,
+            "median_ms_from_start": round(from_start) if from_start is not None else None,
         })
     return rows
 
@@ -379,65 +410,84 @@ def _steps(attempts: list[Attempt], n_steps: int) -> list[dict[str, Any]]:
 def funnel(store: EventStore, project_id: int, query: overview.OverviewQuery, definition: FunnelDefinition,
            zone: str = "UTC") -> dict[str, Any]:
     """Per-step counts, conversion, drop-off and median times, a breakdown and a daily trend."""
-    found = _attempts(store, project_id, query, zone, definition)
+    _check_regexes(store, project_id, definition)
     n = len(definition.steps)
-    attempts = [a for *_, a in found]
-    tz = time_zone(zone)
-    days: dict[str, list[Attempt]] = {}
+    sql, params = attempts_sql(project_id, query, zone, definition)
+    params["zone"] = bound_value(zone, "String")
+    grouped = (
+        "SELECT grouping(day) AS day_rolled_up, grouping(breakdown_value) AS value_rolled_up, day, breakdown_value,"
+        f" {_counts_columns(n)}\n"
+        "FROM (SELECT *, toString(toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})) AS day"
+        f" FROM ({sql}))\n"
+        "GROUP BY GROUPING SETS ((), (day), (breakdown_value))"
+    )
+    totals = StepCounts([0] * n, [None] * n, [None] * n)
+    days: dict[str, StepCounts] = {}
+    values: dict[str, StepCounts] = {}
+    for row in store.query(grouped + "\n" + _SETTINGS, params):
+        # grouping(c) is 0 when c is a key of the row's grouping set, 1 when the row sums over it (standard SQL).
+        if not row["day_rolled_up"] and row["value_rolled_up"]:
+            days[row["day"]] = _step_counts(row)
+        elif not row["value_rolled_up"] and row["day_rolled_up"]:
+            values[row["breakdown_value"]] = _step_counts(row)
+        else:
+            totals = _step_counts(row)
+    trend = []
     day = query.date_from
     while day <= query.date_to:
-        days[day.isoformat()] = []
+        counts = days.get(day.isoformat())
+        entered, converted = (counts.reached[0], counts.reached[-1]) if counts else (0, 0)
+        trend.append({"day": day.isoformat(), "entered": entered, "converted": converted,
+                      "conversion": round(100 * converted / entered, 2) if entered else 0.0})
         day += dt.timedelta(days=1)
-    for a in attempts:
-        local = dt.datetime.fromtimestamp(a.times[0] / 1000, dt.UTC).astimezone(tz).date().isoformat()
-        days.setdefault(local, []).append(a)
     answer: dict[str, Any] = {
         "range": {"from": query.date_from.isoformat(), "to": query.date_to.isoformat(), "time_zone": zone},
         "unit": "session",
         "order": definition.order,
         "window_s": definition.window_s,
-        "steps": _steps(attempts, n),
-        "trend": [
-            {"day": label, "entered": len(group), "converted": sum(1 for a in group if len(a.times) == n),
-             "conversion": round(100 * sum(1 for a in group if len(a.times) == n) / len(group), 2) if group else 0.0}
-            for label, group in days.items()
-        ],
+        "steps": _steps(totals),
+        "trend": trend,
     }
     if definition.breakdown:
-        groups: dict[str, list[Attempt]] = {}
-        for _, _, value, a in found:
-            groups.setdefault(value, []).append(a)
         answer["breakdown"] = {
             "property": definition.breakdown,
-            "values": [{"value": v, "steps": _steps(g, n)} for v, g in sorted(groups.items(), key=lambda kv: (
-                -len(kv[1]), kv[0]))],
+            "values": [{"value": v, "steps": _steps(c)} for v, c in sorted(values.items(), key=lambda kv: (
+                -kv[1].reached[0], kv[0]))],
         }
     return answer
 
 
 def funnel_sessions(store: EventStore, project_id: int, query: overview.OverviewQuery, definition: FunnelDefinition,
                     step: int, outcome: str, offset: int, limit: int, zone: str = "UTC") -> dict[str, Any]:
-    """The sessions that reached ``step`` (converted) or reached the one before and not it (dropped), paged."""
+    """The sessions that reached ``step`` (converted) or reached the one before and not it (dropped), paged
+    in the order their attempts began."""
     if not 1 <= step <= len(definition.steps):
         raise BadParameter("step", f"step must be from 1 to {len(definition.steps)}")
     if outcome == "dropped" and step == 1:
         raise BadParameter("step", "nobody drops off before step 1: dropped needs step 2 or later")
-    found = _attempts(store, project_id, query, zone, definition)
-    if outcome == "converted":
-        chosen = [f for f in found if len(f[3].times) >= step]
-    else:
-        chosen = [f for f in found if len(f[3].times) == step - 1]
-    page = chosen[offset : offset + limit]
+    _check_regexes(store, project_id, definition)
+    sql, params = attempts_sql(project_id, query, zone, definition)
+    chosen = f"length(times) >= {int(step)}" if outcome == "converted" else f"length(times) = {int(step) - 1}"
+    page_sql = (
+        "SELECT session_id, anonymous_id, times[1] AS entered_ms, length(times) AS reached, count() OVER () AS total\n"
+        f"FROM ({sql})\nWHERE {chosen}\nORDER BY entered_ms, session_id\n"
+        f"LIMIT {int(limit)} OFFSET {int(offset)}"
+    )
+    rows = store.query(page_sql + "\n" + _SETTINGS, params)
+    total = int(rows[0]["total"]) if rows else 0
+    if not rows and offset:
+        count_sql = f"SELECT count() AS total FROM ({sql}) WHERE {chosen}"
+        total = int(store.query(count_sql + "\n" + _SETTINGS, params)[0]["total"])
     return {
         "step": step,
         "outcome": outcome,
-        "total": len(chosen),
+        "total": total,
         "sessions": [
-            {"session_id": sid, "anonymous_id": anon, "entered_at_ms": a.times[0], "steps_reached": len(a.times),
-             "replay_url": f"/projects/{project_id}/sessions/{sid}"}
-            for sid, anon, _, a in page
+            {"session_id": r["session_id"], "anonymous_id": r["anonymous_id"], "entered_at_ms": int(r["entered_ms"]),
+             "steps_reached": int(r["reached"]), "replay_url": f"/projects/{project_id}/sessions/{r['session_id']}"}
+            for r in rows
         ],
-        "next_offset": offset + limit if offset + limit < len(chosen) else None,
+        "next_offset": offset + limit if offset + limit < total else None,
     }
 
 

@@ -7,7 +7,7 @@ What the numbers mean — decided here, once:
   pageview: server requests alone are not a visit. It belongs to the range, and to a bucket of the series, by
   its START (its first event), like the session list (``hitmetrix.analytics.sessions``); everything else about
   it (pageviews, duration, exit page) counts whole, also what happened after the range ended.
-- **Visitors** are distinct ``anonymous_id`` (the tracker's per-browser id) of those sessions.
+- **Visitors** are distinct ``anonymous_id`` (the tracker's per-browser id) of those sessions (``VISITOR``).
 - A **bounce** is a session with exactly one pageview. **Duration** is its last event minus its first.
 - **Entry** / **exit** page: the path of its first / last pageview; **referrer**: the domain (without www.) of
   the entry pageview's referrer, "" (direct) when none or the site itself; **UTM** tags: from the entry
@@ -28,7 +28,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hitmetrix.analytics import params as param
 from hitmetrix.analytics.days import DEFAULT_TIME_ZONE, day_range_ms, time_zone
@@ -69,6 +69,15 @@ BREAKDOWNS = {
 }
 
 
+MAX_COHORT_ID = 2**31 - 1
+
+
+class SessionCondition(Protocol):
+    """A filter the caller resolved, as a condition over ``sessions`` rows (hitmetrix.analytics.cohorts)."""
+
+    def condition(self, q: ScopedSelect, zone: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class OverviewQuery:
     """A date range (days of the project's zone, inclusive), filters and how many rows each list shows."""
@@ -77,6 +86,9 @@ class OverviewQuery:
     date_to: dt.date
     filters: tuple[tuple[str, str], ...] = ()
     limit: int = DEFAULT_LIMIT
+    # The `cohort` filter (its id is in ``filters``) as the web layer resolved it from the metadata store:
+    # parsing has no store, so a view must resolve it (hitmetrix.web.cohort_filter.resolve_cohort) before querying.
+    cohort: SessionCondition | None = None
 
     @classmethod
     def from_query(cls, params: Mapping[str, str], today: dt.date) -> OverviewQuery:
@@ -100,6 +112,8 @@ class OverviewQuery:
             filters[name] = param.text(params, name, MAX_TEXT_CHARS)
         if filters["prop_value"] and not filters["prop_key"]:
             raise BadParameter("prop_value", "prop_value needs prop_key (the property's name)")
+        cohort = param.whole_number(params, "cohort", 0, 1, MAX_COHORT_ID)
+        filters["cohort"] = str(cohort) if cohort else ""
         limit = param.whole_number(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         return cls(date_from, date_to, tuple((k, v) for k, v in filters.items() if v), limit)
 
@@ -142,7 +156,17 @@ def scoped_sessions(project_id: int, query: OverviewQuery, first: dt.date, zone:
             q.where(f"arrayExists(p -> p.2 = {key} AND p.3 = {value}, event_props)")
         else:
             q.where(f"arrayExists(p -> p.2 = {key}, event_props)")
+    if filters.get("cohort"):
+        if query.cohort is None:  # a view that skipped resolving it: refuse rather than ignore the filter
+            raise BadParameter("cohort", "this view cannot filter by cohort")
+        q.where(query.cohort.condition(q, zone))
     return q
+
+
+# Visitors are counted by a 64-bit hash of their id: a set of 8-byte numbers per row of a breakdown is half the
+# work of one of strings (which ClickHouse hashes to 16 bytes anyway); two visitors of a million share a hash
+# with a chance of about one in 10^7.
+VISITOR = "cityHash64(anonymous_id)"
 
 
 def _in_range(q: ScopedSelect, query: OverviewQuery, zone: str) -> str:
@@ -157,7 +181,7 @@ def totals_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSele
     now = _in_range(q, query, zone)
     for prefix, when in (("", now), ("prev_", f"NOT ({now})")):
         q.select(
-            f"uniqExactIf(anonymous_id, {when}) AS {prefix}visitors",
+            f"uniqExactIf({VISITOR}, {when}) AS {prefix}visitors",
             f"countIf({when}) AS {prefix}sessions",
             f"sumIf(pageviews, {when}) AS {prefix}pageview_sum",
             f"countIf({when} AND pageviews = 1) AS {prefix}bounces",
@@ -179,7 +203,7 @@ def series_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSele
     q = scoped_sessions(project_id, query, query.date_from, zone)
     q.select(
         f"{_bucket_sql(q, query.bucket, zone)} AS bucket",
-        "uniqExact(anonymous_id) AS visitors",
+        f"uniqExact({VISITOR}) AS visitors",
         "count() AS sessions",
         "sum(pageviews) AS pageview_sum",
     )
@@ -189,7 +213,7 @@ def series_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSele
 
 def top_pages_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSelect:
     q = scoped_sessions(project_id, query, query.date_from, zone)
-    q.select("arrayJoin(pageview_paths) AS value", "uniqExact(anonymous_id) AS visitors", "count() AS pageview_sum")
+    q.select("arrayJoin(pageview_paths) AS value", f"uniqExact({VISITOR}) AS visitors", "count() AS pageview_sum")
     q.group_by.append("value")
     q.order_by += ["visitors DESC", "pageview_sum DESC", "value"]
     q.limit = query.limit
@@ -204,7 +228,7 @@ def breakdowns_query(project_id: int, query: OverviewQuery, zone: str) -> tuple[
         f"arrayJoin([{pairs}]) AS kv",
         "kv.1 AS kind",
         "kv.2 AS value",
-        "uniqExact(anonymous_id) AS visitors",
+        f"uniqExact({VISITOR}) AS visitors",
         "count() AS session_count",
     )
     q.group_by.append("kv")

@@ -113,7 +113,9 @@ def cleaned_sql(q: ScopedSelect, query: PathsQuery) -> str:
     if query.strip_ids:
         is_id = f"match(seg, '{ID_SEGMENT}') OR (match(seg, '{HEX_SEGMENT}') AND match(seg, '[0-9]'))"
         cleaned = (
-            f"arrayMap(p -> arrayStringConcat(arrayMap(seg -> if({is_id}, ':id', seg), splitByChar('/', p)), '/'),"
+            # Every id holds a digit or is a UUID (with dashes): most paths have neither and skip the split.
+            f"arrayMap(p -> if(match(p, '[0-9-]'), arrayStringConcat(arrayMap(seg -> if({is_id}, ':id', seg),"
+            " splitByChar('/', p)), '/'), p),"
             f" {cleaned})"
         )
     if query.groups:

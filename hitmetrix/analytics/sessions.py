@@ -26,18 +26,24 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import zstandard
 
 from hitmetrix.analytics import params as param
 from hitmetrix.analytics.days import DEFAULT_TIME_ZONE, day_range_ms
+from hitmetrix.analytics.overview import OverviewQuery, scoped_sessions
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.store.blobs import BlobStore
 from hitmetrix.store.clickhouse import EventStore
-from hitmetrix.store.schema import SESSION_AGGREGATES
+from hitmetrix.store.schema import (
+    FRUSTRATION_COUNT_COLUMNS,
+    FRUSTRATION_KINDS,
+    SESSION_AGGREGATES,
+    SESSION_FRUSTRATION_COLUMNS,
+)
 
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot", "other")
 _MS = "toUnixTimestamp64Milli"
@@ -64,6 +70,7 @@ _SHOWN = (
     "user_id",
 )
 _AGGREGATE = dict(SESSION_AGGREGATES)
+_MARKS = {name: expression for name, _, expression, _ in SESSION_FRUSTRATION_COLUMNS}["frustration_marks"]
 # One session aggregated from its session_segments rows (the same aggregates as the loader's rows).
 _SUMMARY_COLUMNS = (
     "session_id",
@@ -71,9 +78,23 @@ _SUMMARY_COLUMNS = (
         f"{_MS}({_AGGREGATE[name]}) AS {name}" if name == "started_at" else f"{_AGGREGATE[name]} AS {name}"
         for name in _SHOWN
     ),
+    *(f"arrayCount(m -> m.2 = '{kind}', {_MARKS}) AS {name}" for name, kind in FRUSTRATION_COUNT_COLUMNS.items()),
 )
-# A row of the sessions table as the API shows it.
-_ROW_COLUMNS = ("session_id", *(f"{_MS}(started_at) AS started_at" if n == "started_at" else n for n in _SHOWN))
+# A row of the sessions table as the API shows it (the frustration counts: one per signal, from the load).
+_ROW_COLUMNS = (
+    "session_id",
+    *(f"{_MS}(started_at) AS started_at" if n == "started_at" else n for n in _SHOWN),
+    *FRUSTRATION_COUNT_COLUMNS,
+)
+# The frustration signals a list can be filtered by (`frustration=rage,dead`: sessions with any of them).
+FRUSTRATION_SIGNALS = FRUSTRATION_KINDS
+_SIGNAL_COLUMN = {kind: name for name, kind in FRUSTRATION_COUNT_COLUMNS.items()}
+# The list's own parameters; every other one is an overview filter (OverviewQuery parses it, so a filter added
+# there works here too).
+LIST_PARAMS = frozenset({
+    "from", "to", "url", "country", "device", "browser", "os", "min_duration", "max_duration", "has_errors",
+    "user", "frustration", "frustration_page", "cursor", "limit",
+})
 # Candidates read per round before checking them (times the page size), and the most rounds a page takes.
 _CANDIDATES_PER_ROW = 2
 _MAX_CANDIDATES = 100_000
@@ -99,6 +120,14 @@ class SessionFilters:
     max_duration: float | None = None
     has_errors: bool = False
     user: str = ""
+    # Sessions with any of these signals; with frustration_page, any of them (all when none named) on that page.
+    frustration: tuple[str, ...] = ()
+    frustration_page: str = ""
+    # The overview's filters the list has no field of its own for (referrer, UTM tags, identified, a property…),
+    # as OverviewQuery parsed them: they mean here what they mean in every analytics view.
+    analytics: tuple[tuple[str, str], ...] = ()
+    # The `cohort` filter among them, as the web layer resolved it (``overview.OverviewQuery.cohort``).
+    cohort: Any = field(default=None, compare=False)
 
     _QUERY_NAMES: ClassVar[dict[str, str]] = {"date_from": "from", "date_to": "to"}
 
@@ -120,17 +149,31 @@ class SessionFilters:
             max_duration=param.seconds(params, "max_duration", MAX_DURATION_S),
             has_errors=param.flag(params, "has_errors"),
             user=param.text(params, "user", 256),
+            frustration=_signals(params),
+            frustration_page=param.text(params, "frustration_page", 500),
+            analytics=_overview_filters(params),
         )
         if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
             raise BadParameter("from", "from must not be after to")
         return filters
+
+    def overview_query(self) -> OverviewQuery:
+        """The overview filters as an OverviewQuery (its days unused): what ``resolve_cohort`` takes."""
+        day = dt.date(2000, 1, 1)
+        return OverviewQuery(day, day, self.analytics, cohort=self.cohort)
 
     def to_query(self) -> dict[str, str]:
         """The non-empty filters as URL parameters (inverse of from_query)."""
         out: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value in (None, "", False):
+            if value in (None, "", False, ()) or f.name == "cohort":
+                continue
+            if f.name == "frustration":
+                out[f.name] = ",".join(value)
+                continue
+            if f.name == "analytics":
+                out.update(value)
                 continue
             name = self._QUERY_NAMES.get(f.name, f.name)
             if isinstance(value, bool):
@@ -140,6 +183,52 @@ class SessionFilters:
             else:
                 out[name] = str(value)
         return out
+
+
+def _signals(params: Mapping[str, str]) -> tuple[str, ...]:
+    """``frustration``: signal names separated by commas (or the parameter repeated: a form's checkboxes), or
+    ``any`` for all of them."""
+    getlist = getattr(params, "getlist", None)
+    given = ",".join(getlist("frustration")) if getlist is not None else params.get("frustration") or ""
+    names = [name.strip() for name in param.text({"frustration": given}, "frustration", 200).lower().split(",")]
+    names = [name for name in names if name]
+    if "any" in names:
+        return FRUSTRATION_SIGNALS
+    unknown = [name for name in names if name not in FRUSTRATION_SIGNALS]
+    if unknown:
+        raise BadParameter(
+            "frustration", f"frustration must name signals among {', '.join(FRUSTRATION_SIGNALS)} (or any)"
+        )
+    return tuple(sorted(set(names), key=FRUSTRATION_SIGNALS.index))
+
+
+def _overview_filters(params: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The overview's filters among ``params`` that are not the list's own (their range is the list's)."""
+    rest = {name: value for name, value in params.items() if name not in LIST_PARAMS}
+    if not rest:
+        return ()
+    query = OverviewQuery.from_query(rest, dt.date(2000, 1, 1))
+    return tuple((name, value) for name, value in query.filters if name not in LIST_PARAMS)
+
+
+_BOUND = re.compile(r"\{(p[0-9]+):")
+
+
+def _overview_conditions(q: ScopedSelect, filters: SessionFilters, time_zone: str) -> None:
+    """The overview's conditions for the overview filters (``overview.scoped_sessions``: the same SQL in every
+    view), each parameter bound again under a name of its own in ``q``."""
+    day = dt.date(2000, 1, 1)
+    bare = scoped_sessions(q.project_id, OverviewQuery(day, day), day, time_zone)
+    filtered = scoped_sessions(q.project_id, filters.overview_query(), day, time_zone)
+    if filtered.wheres[: len(bare.wheres)] == bare.wheres:
+        added = filtered.wheres[len(bare.wheres) :]
+    else:  # filters not after the view's own conditions: keep what the bare query lacks
+        added = [w for w in filtered.wheres if w not in bare.wheres]
+    prefix = f"ov{len(q.params)}_"
+    for condition in added:
+        q.where(_BOUND.sub(lambda m: "{" + prefix + m.group(1) + ":", condition))
+        for name in _BOUND.findall(condition):
+            q.params[prefix + name] = filtered.params[name]
 
 
 def encode_cursor(started_at_ms: int, session_id: str) -> str:
@@ -185,6 +274,15 @@ def _filter_conditions(q: ScopedSelect, filters: SessionFilters, time_zone: str)
         q.where(f"duration_ms <= {q.bind(int(filters.max_duration * 1000), 'Int64')}")
     if filters.has_errors:
         q.where("errors > 0")
+    if filters.frustration_page:
+        kinds = filters.frustration or FRUSTRATION_SIGNALS
+        listed = ", ".join(f"'{kind}'" for kind in kinds)  # names from FRUSTRATION_SIGNALS only
+        page = q.bind(filters.frustration_page, "String")
+        q.where(f"arrayExists(p -> p.1 = {page} AND p.2 IN ({listed}), frustration_pages)")
+    elif filters.frustration:
+        q.where(" OR ".join(f"{_SIGNAL_COLUMN[kind]} > 0" for kind in filters.frustration))
+    if filters.analytics:
+        _overview_conditions(q, filters, time_zone)
 
 
 def sessions_query(

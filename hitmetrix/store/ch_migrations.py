@@ -26,8 +26,11 @@ from hitmetrix.store.schema import (
     MAX_SESSION_URLS,
     SEEN_BATCH_RETENTION_DAYS,
     SEGMENT_ANALYTICS_COLUMNS,
+    SEGMENT_FRUSTRATION_COLUMNS,
     SESSION_AGGREGATES,
     SESSION_ANALYTICS_COLUMNS,
+    SESSION_FRUSTRATION_COLUMNS,
+    SESSION_FRUSTRATION_MATERIALIZED,
 )
 
 log = logging.getLogger(__name__)
@@ -250,9 +253,19 @@ ORDER BY (project_id, session_id, started_at)""",
 Aggregates = tuple[tuple[str, str], ...]
 # Step 3's columns of the sessions table, as step 3 fills them (a data directory that has not had step 4 yet).
 SESSION_AGGREGATES_V3: Aggregates = SESSION_AGGREGATES
-# Every column of a sessions row, as the loader writes it now.
-ALL_SESSION_AGGREGATES: Aggregates = SESSION_AGGREGATES + tuple(
+# Step 4's: a step's data function fills the columns that exist when it runs, not those of later steps.
+SESSION_AGGREGATES_V4: Aggregates = SESSION_AGGREGATES_V3 + tuple(
     (name, expression) for name, _, expression, _ in SESSION_ANALYTICS_COLUMNS
+)
+# Step 5's (frustration signals).
+SESSION_AGGREGATES_V5: Aggregates = SESSION_AGGREGATES_V4 + tuple(
+    (name, expression) for name, _, expression, _ in SESSION_FRUSTRATION_COLUMNS
+)
+# Every column of a sessions row, as the loader writes it now.
+ALL_SESSION_AGGREGATES: Aggregates = SESSION_AGGREGATES_V5
+# A tombstone's values of the columns after step 3, in ALL_SESSION_AGGREGATES order.
+SESSION_TOMBSTONE_VALUES: tuple[str, ...] = tuple(
+    empty for _, _, _, empty in SESSION_ANALYTICS_COLUMNS + SESSION_FRUSTRATION_COLUMNS
 )
 
 
@@ -304,17 +317,28 @@ def _fill_sessions(run: Run, e: Engines) -> None:
     fill_sessions(run, aggregates=SESSION_AGGREGATES_V3)
 
 
-SEGMENT_SUMMARY_COLUMNS = (
-    "project_id, session_id, segment_id, first_ts, last_ts, pageviews, clicks, errors, events,"
-    " entry, last_user, country, browser, os, device_type, urls, "
-    + ", ".join(name for name, _, _ in SEGMENT_ANALYTICS_COLUMNS)
-)
+SegmentColumns = tuple[tuple[str, str, str], ...]
+# The columns of session_segments after steps 4 and 5 (a step's data function fills those of its own time).
+SEGMENT_COLUMNS_V4: SegmentColumns = SEGMENT_ANALYTICS_COLUMNS
+SEGMENT_COLUMNS_V5: SegmentColumns = SEGMENT_COLUMNS_V4 + SEGMENT_FRUSTRATION_COLUMNS
+ALL_SEGMENT_COLUMNS: SegmentColumns = SEGMENT_COLUMNS_V5
 
 
-def segment_summary_select(where: str) -> str:
-    """SELECT of session_segments rows (SEGMENT_SUMMARY_COLUMNS order): the events ``where`` picks,
-    per session and spool segment."""
-    analytics = ",\n       ".join(expression for _, _, expression in SEGMENT_ANALYTICS_COLUMNS)
+def segment_summary_columns(analytics_columns: SegmentColumns = ALL_SEGMENT_COLUMNS) -> str:
+    return (
+        "project_id, session_id, segment_id, first_ts, last_ts, pageviews, clicks, errors, events,"
+        " entry, last_user, country, browser, os, device_type, urls, "
+        + ", ".join(name for name, _, _ in analytics_columns)
+    )
+
+
+SEGMENT_SUMMARY_COLUMNS = segment_summary_columns()
+
+
+def segment_summary_select(where: str, analytics_columns: SegmentColumns = ALL_SEGMENT_COLUMNS) -> str:
+    """SELECT of session_segments rows (``segment_summary_columns(analytics_columns)`` order): the events
+    ``where`` picks, per session and spool segment."""
+    analytics = ",\n       ".join(expression for _, _, expression in analytics_columns)
     return f"""SELECT project_id, session_id, segment_id, min(ts), max(ts),
        countIf(type = 'pageview'), countIf(type = 'click'), countIf(type = 'error'), count(),
        min((ts, url)),
@@ -343,13 +367,18 @@ def _session_analytics(e: Engines) -> list[str]:
 def _fill_session_analytics(run: Run, e: Engines) -> None:
     """Summaries of the segments stored before step 4, again from their events (each replaces its old row:
     same key, newer loaded_at), then every session's row again, above every version written so far."""
+    _summarise_again(run, e, SEGMENT_COLUMNS_V4, SESSION_AGGREGATES_V4)
+
+
+def _summarise_again(run: Run, e: Engines, segment_columns: SegmentColumns, aggregates: Aggregates) -> None:
+    """Every segment's summary again from its events, then every session's row, with the columns given."""
     rows = run(f"SELECT count() AS n FROM {DATABASE}.events")
     total = int(rows[0]["n"]) if rows else 0
     slices = max(1, -(-total // FILL_SLICE_ROWS))
     for part in range(slices if total else 0):
         run(
-            f"INSERT INTO {DATABASE}.session_segments ({SEGMENT_SUMMARY_COLUMNS})\n"
-            + segment_summary_select(f"cityHash64(session_id) % {slices} = {part}")
+            f"INSERT INTO {DATABASE}.session_segments ({segment_summary_columns(segment_columns)})\n"
+            + segment_summary_select(f"cityHash64(session_id) % {slices} = {part}", segment_columns)
         )
     if total:
         # Once, now: the replaced summaries would otherwise wait for a merge, and readers without FINAL
@@ -357,7 +386,63 @@ def _fill_session_analytics(run: Run, e: Engines) -> None:
         run(f"OPTIMIZE TABLE {DATABASE}.session_segments{e.cluster} FINAL")
     newest = run(f"SELECT max(version) AS v FROM {DATABASE}.sessions")
     version = int(newest[0]["v"] or 0) + 1 if newest else 1
-    fill_sessions(run, version=max(version, FILLED_SESSION_VERSION + 1))
+    fill_sessions(run, aggregates=aggregates, version=max(version, FILLED_SESSION_VERSION + 1))
+
+
+# --- step 5: frustration signals ---------------------------------------------------------------------------
+
+
+def _frustration(e: Engines) -> list[str]:
+    segment_columns = ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _ in SEGMENT_FRUSTRATION_COLUMNS
+    )
+    session_columns = ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}"
+        for name, ch_type in (
+            *((name, ch_type) for name, ch_type, _, _ in SESSION_FRUSTRATION_COLUMNS),
+            *SESSION_FRUSTRATION_MATERIALIZED,
+        )
+    )
+    return [
+        f"ALTER TABLE {DATABASE}.session_segments{e.cluster} {segment_columns}",
+        f"ALTER TABLE {DATABASE}.sessions{e.cluster} {session_columns}",
+    ]
+
+
+def _fill_frustration(run: Run, e: Engines) -> None:
+    """The signals of the sessions stored before step 5: their segments summarised again from their events
+    (each replaces its old row), then each session's row again, above every version written so far."""
+    _summarise_again(run, e, SEGMENT_COLUMNS_V5, SESSION_AGGREGATES_V5)
+
+
+# --- step 6: analytics read speed ---------------------------------------------------------------------------
+
+# Funnels look for events by kind and page (or name, selector): a copy of those few columns of ``events``,
+# ordered by them, that ClickHouse keeps with every part it writes (a projection), so a funnel reads the
+# ranges of its steps' events instead of every event of the date range. Queries never name it: the engine
+# picks it when it reads less.
+EVENTS_STEP_PROJECTION = "events_by_step"
+_EVENTS_STEP_PROJECTION_SELECT = (
+    "SELECT project_id, type, path, name, selector, text, props, ts, session_id"
+    " ORDER BY project_id, type, path, name, selector, ts"
+)
+
+
+def _analytics_speed(e: Engines) -> list[str]:
+    return [
+        # The loader's repair deletes a half-stored segment's events (a lightweight DELETE): with a projection
+        # that needs the projection rebuilt for the parts it touches, or ClickHouse refuses the DELETE.
+        f"ALTER TABLE {DATABASE}.events{e.cluster} MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild'",
+        f"ALTER TABLE {DATABASE}.events{e.cluster} ADD PROJECTION IF NOT EXISTS {EVENTS_STEP_PROJECTION}"
+        f" ({_EVENTS_STEP_PROJECTION_SELECT})",
+    ]
+
+
+def _materialize_analytics_speed(run: Run, e: Engines) -> None:
+    """The projection for the parts written before step 6 (new parts get it as they are written); waited for,
+    so a funnel right after the upgrade already reads it. Rows are not touched."""
+    run(f"ALTER TABLE {DATABASE}.events{e.cluster} MATERIALIZE PROJECTION {EVENTS_STEP_PROJECTION}"
+        " SETTINGS mutations_sync = 2")
 
 
 STEPS: tuple[Step, ...] = (
@@ -367,8 +452,10 @@ STEPS: tuple[Step, ...] = (
     Step(4, "session analytics: ordered pageviews, entry and exit, referrer, UTM, props", _session_analytics,
          _fill_session_analytics),
     # Placeholders filled in by the work on frustration signals (5) and on analytics read speed (6).
-    Step(5, "frustration: rage, dead and error clicks, quick backs, scrolling, cursor per session", lambda e: []),
-    Step(6, "analytics speed: pre-aggregates the funnel, retention and paths reads use", lambda e: []),
+    Step(5, "frustration: rage, dead and error clicks, quick backs, scrolling, cursor per session", _frustration,
+         _fill_frustration),
+    Step(6, "analytics speed: pre-aggregates the funnel, retention and paths reads use", _analytics_speed,
+         _materialize_analytics_speed),
 )
 assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
 assert MAX_SESSION_URLS > 0

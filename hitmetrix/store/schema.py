@@ -187,3 +187,152 @@ SESSION_ANALYTICS_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
         "[]",
     ),
 )
+
+# --- step 5: frustration signals (hitmetrix.analytics.frustration says what each one is) ---------------------
+# Per segment, one array of what the session's signals need from that segment's events alone, in time order: the
+# marks its own events carry, and its clicks, errors and pageviews (an error within 1 s of a click in another
+# segment still makes an error click; quick backs are read off the whole session's pageviews). Per session, one
+# array of marks (time, kind, path, key) aggregated from all of them, each signal once; the counts are read off it.
+MAX_SEGMENT_FRUSTRATION_ITEMS = 2000
+FRUSTRATION_KINDS = ("rage", "dead", "error", "quick_back", "excessive_scroll", "thrashed_cursor")
+ERROR_CLICK_WINDOW_MS = 1000
+QUICK_BACK_MS = 5000
+_MARK = "Tuple(DateTime64(3, 'UTC'), String, String, String)"  # time, kind, path, key (the click's event id)
+
+
+def _truthy(key: str) -> str:
+    """A props value the tracker means as set: true, or a number other than 0 (as ``frustration._truthy``)."""
+    return (
+        f"((JSONType(props, '{key}') IN ('Int64', 'UInt64', 'Double') AND JSONExtractFloat(props, '{key}') != 0)"
+        f" OR (JSONType(props, '{key}') = 'Bool' AND JSONExtractBool(props, '{key}') = 1))"
+    )
+
+
+def _reference(name: str) -> str:
+    return f"(name = '{name}' AND JSONType(props, 'click') = 'String')"
+
+
+_EVENT_ID = "toString(event_id)"
+# The page a pageview is of, as ``frustration.page_key``: an in-page anchor is the same page, a hash route is not.
+_PAGE_KEY = "if(match(fragment(url), '^!?/'), url, cutFragment(url))"
+# A click's own flags (rage from the tracker; dead / err accepted the same way), read only where its props name one.
+_CLICK_FLAGS = (
+    "if(position(props, 'rage') + position(props, 'dead') + position(props, 'err') = 0, [], arrayFilter(m -> m.2 != '',"
+    f" [(ts, if({_truthy('rage')}, 'rage', ''), path, {_EVENT_ID}),"
+    f" (ts, if({_truthy('dead')}, 'dead', ''), path, {_EVENT_ID}),"
+    f" (ts, if({_truthy('err')}, 'error', ''), path, {_EVENT_ID})]))"
+)
+# One event's items: a pageview (kind 'pageview', key: its page), a click ('click', key: its id) and its flags, a JS
+# error ('js_error'), or the tracker's custom events: $dead_click / $error_click name a click by its id (key),
+# $excessive_scroll / $thrashed_cursor are marks themselves.
+_EVENT_ITEMS = (
+    f"multiIf(type = 'pageview', [(ts, 'pageview', path, {_PAGE_KEY})],"
+    f" type = 'click', arrayPushFront({_CLICK_FLAGS}, (ts, 'click', path, {_EVENT_ID})),"
+    " type = 'error', [(ts, 'js_error', path, '')],"
+    f" arrayFilter(m -> m.2 != '', [(ts, multiIf({_reference('$dead_click')}, 'dead',"
+    f" {_reference('$error_click')}, 'error', name = '$excessive_scroll', 'excessive_scroll',"
+    " name = '$thrashed_cursor', 'thrashed_cursor', ''), path,"
+    f" if(name IN ('$dead_click', '$error_click'), JSONExtractString(props, 'click'), {_EVENT_ID}))]))"
+)
+_ITEM_EVENTS = (
+    "type IN ('pageview', 'click', 'error') OR (type = 'custom' AND name IN ('$dead_click', '$error_click',"
+    " '$excessive_scroll', '$thrashed_cursor'))"
+)
+
+SEGMENT_FRUSTRATION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    (
+        "frustration_items",
+        f"Array({_MARK})",
+        # Built only for the events that may matter (short-circuit `if`): the JSON is read of those alone.
+        f"arraySlice(arraySort(arrayFlatten(groupArrayIf(if({_ITEM_EVENTS}, {_EVENT_ITEMS}, []), {_ITEM_EVENTS}))),"
+        f" 1, {MAX_SEGMENT_FRUSTRATION_ITEMS})",
+    ),
+)
+
+_MS = "toUnixTimestamp64Milli"
+# Neighbours of each element of an array: the one before (after), a sentinel that matches nothing at the ends.
+# Different at each end: a session's only pageview has no page before it and none after, not the same one.
+_NO_PAGE_BEFORE = "(toDateTime64(0, 3, 'UTC'), '\\0before', '')"
+_NO_PAGE_AFTER = "(toDateTime64(0, 3, 'UTC'), '\\0after', '')"
+_NO_MARK = "(toDateTime64(0, 3, 'UTC'), '', '', '')"
+
+
+def _shifted(array: str, sentinel: str, push: str, pop: str) -> str:
+    """``array`` moved one place (each element beside its neighbour), the sentinel at the open end; [] stays []."""
+    return f"arrayResize({push}({pop}({array}), {sentinel}), length({array}))"
+
+
+def _bind(names: dict[str, str], body: str) -> str:
+    """``body`` with each name standing for its expression, each computed once (a lambda applied to one-element
+    arrays: ClickHouse SQL has no ``let`` inside an expression)."""
+    return f"arrayMap(({', '.join(names)}) -> {body}, {', '.join(f'[{e}]' for e in names.values())})[1]"
+
+
+# The session's clicks C, errors E, its segments' own marks M and its pageviews P (ordered, by page key), then:
+# a reference to a click of another segment takes that click's time and page; an error within 1 s after a click
+# makes the latest click before it an error click; A → B → A with B shown less than 5 s marks B's pageview.
+_RESOLVED = (
+    "arrayMap(m -> if(m.2 IN ('dead', 'error') AND arrayExists(c -> c.2 = m.4, C),"
+    " (arrayFirst(c -> c.2 = m.4, C).1, m.2, arrayFirst(c -> c.2 = m.4, C).3, m.4), m), M)"
+)
+_ERROR_CLICKS = (
+    "arrayMap(c -> (c.1, 'error', c.3, c.2), arrayFilter(c -> c.2 != '', arrayMap(e -> arrayLast(c -> c.1 <= e"
+    f" AND {_MS}(e) - {_MS}(c.1) <= {ERROR_CLICK_WINDOW_MS}, C), E)))"
+)
+_QUICK_BACKS = (
+    f"arrayMap(m -> (m.1, 'quick_back', m.3, concat('pageview ', toString({_MS}(m.1)), m.2)),"
+    f" arrayFilter((m, before, after) -> before.2 = after.2 AND m.2 != after.2"
+    f" AND {_MS}(after.1) - {_MS}(m.1) < {QUICK_BACK_MS},"
+    f" P, {_shifted('P', _NO_PAGE_BEFORE, 'arrayPushFront', 'arrayPopBack')},"
+    f" {_shifted('P', _NO_PAGE_AFTER, 'arrayPushBack', 'arrayPopFront')}))"
+)
+# Each (kind, key) once, at its earliest time (a click the tracker flagged and an error event also named), in
+# time order.
+_UNIQUE_MARKS = _bind(
+    {"A": f"arraySort(m -> (m.2, m.4, m.1), arrayConcat({_RESOLVED}, {_ERROR_CLICKS}, {_QUICK_BACKS}))"},
+    f"arraySort(arrayFilter((m, before) -> m.2 != before.2 OR m.4 != before.4, A,"
+    f" {_shifted('A', _NO_MARK, 'arrayPushFront', 'arrayPopBack')}))",
+)
+_SESSION_MARKS = _bind(
+    {"I": "arraySort(groupArrayArray(frustration_items))"},
+    _bind(
+        {
+            "C": "arrayMap(i -> (i.1, i.4, i.3), arrayFilter(i -> i.2 = 'click', I))",
+            "E": "arrayMap(i -> i.1, arrayFilter(i -> i.2 = 'js_error', I))",
+            "M": f"arrayFilter(i -> i.2 IN {FRUSTRATION_KINDS}, I)",
+            "P": f"arraySlice(arrayMap(i -> (i.1, i.4, i.3), arrayFilter(i -> i.2 = 'pageview', I)), 1,"
+            f" {MAX_SESSION_PAGEVIEWS})",
+        },
+        _UNIQUE_MARKS,
+    ),
+)
+# What step 5 adds to sessions, written by the loader: (name, ClickHouse type, aggregate, a tombstone's value).
+SESSION_FRUSTRATION_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "frustration_marks",
+        f"Array({_MARK}) CODEC(ZSTD(1))",
+        _SESSION_MARKS,
+        "[]",
+    ),
+)
+# Counts per signal, and per (page, signal), read off the marks by ClickHouse itself (MATERIALIZED: never inserted).
+FRUSTRATION_COUNT_COLUMNS: dict[str, str] = {
+    "rage_clicks": "rage",
+    "dead_clicks": "dead",
+    "error_clicks": "error",
+    "quick_backs": "quick_back",
+    "excessive_scrolls": "excessive_scroll",
+    "thrashed_cursors": "thrashed_cursor",
+}
+SESSION_FRUSTRATION_MATERIALIZED: tuple[tuple[str, str], ...] = (
+    *(
+        (name, f"UInt32 MATERIALIZED toUInt32(arrayCount(m -> m.2 = '{kind}', frustration_marks))")
+        for name, kind in FRUSTRATION_COUNT_COLUMNS.items()
+    ),
+    (
+        "frustration_pages",
+        "Array(Tuple(String, String, UInt32)) MATERIALIZED arrayMap(k -> (k.1, k.2,"
+        " toUInt32(arrayCount(m -> m.3 = k.1 AND m.2 = k.2, frustration_marks))),"
+        " arrayDistinct(arrayMap(m -> (m.3, m.2), frustration_marks)))",
+    ),
+)

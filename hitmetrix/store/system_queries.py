@@ -10,10 +10,11 @@ from __future__ import annotations
 from hitmetrix.store.ch_migrations import (
     SEGMENT_SUMMARY_COLUMNS,
     SESSION_INSERT_COLUMNS,
+    SESSION_TOMBSTONE_VALUES,
     segment_summary_select,
     session_rows_select,
 )
-from hitmetrix.store.schema import DATABASE, SESSION_ANALYTICS_COLUMNS
+from hitmetrix.store.schema import DATABASE
 from hitmetrix.store.tenancy import SYSTEM_QUERY
 
 # Which of these segments the loader's ledger lists as stored.
@@ -42,8 +43,8 @@ SUMMARISE_SEGMENT = SYSTEM_QUERY(
 # chDB cannot bind an array of tuples.
 _TOUCHED = "(project_id, session_id) IN (SELECT arrayJoin(JSONExtract({keys:String}, 'Array(Tuple(UInt32, String))')))"
 
-# A tombstone's values of the analytics columns (step 4).
-_TOMBSTONE_ANALYTICS = ", ".join(empty for _, _, _, empty in SESSION_ANALYTICS_COLUMNS)
+# A tombstone's values of the columns steps 4 and later added.
+_TOMBSTONE_ANALYTICS = ", ".join(SESSION_TOMBSTONE_VALUES)
 
 # Refreshing the touched sessions' rows, in this order: (1) log each one's start (the key its row is
 # written under), (2) write its row from all its segments, and a tombstone under every start it had before.

@@ -19,6 +19,7 @@ from hitmetrix.analytics.params import MAX_DATE, MIN_DATE, BadParameter
 from hitmetrix.observe.metrics import timed
 from hitmetrix.web.api import bad_parameter, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
+from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
 
 
@@ -32,6 +33,7 @@ async def get_overview(request: Request) -> Response:
     zone = project.time_zone or "UTC"
     try:
         query = overview.OverviewQuery.from_query(request.query_params, today_in(zone, now_of(runtime)))
+        query = await resolve_cohort(request, query)
         answer = await run(timed("overview", overview.overview), runtime.store, project.id, query, zone)
     except BadParameter as exc:
         return bad_parameter(exc)
@@ -86,6 +88,8 @@ OPENAPI_PATHS: dict[str, Any] = {
                 _q("identified", "the visitor identified (yes) or not (no)", {"type": "string", "enum": ["yes", "no"]}),
                 _q("prop_key", "a custom event of the session has this property", _TEXT),
                 _q("prop_value", "… with this value (needs prop_key)", _TEXT),
+                _q("cohort", "a cohort's id (…/cohorts): only its people's sessions",
+                   {"type": "integer", "minimum": 1, "maximum": overview.MAX_COHORT_ID}),
             ],
             "responses": {"200": {"description": "ok"}, "400": _BAD, "401": _ERR, "404": _ERR},
         }

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from hitmetrix.analytics import overview
+from hitmetrix.store import saved
 from hitmetrix.web.analytics_api import today_in
 from hitmetrix.web.auth import now_of, principal_of, project_of, runtime_of
 
@@ -26,16 +27,21 @@ RANGE_PARAMS = ("from", "to")
 COMPARE_PARAM = "compare"
 FILTER_PARAMS = (
     "country", "device", "browser", "os", "url", "referrer", "utm_source", "utm_medium", "utm_campaign",
-    "identified", "prop_key", "prop_value",
+    "identified", "prop_key", "prop_value", "cohort",
 )
 FILTER_LABELS = {
     "country": "Country", "device": "Device", "browser": "Browser", "os": "OS", "url": "URL contains",
     "referrer": "Referrer", "utm_source": "UTM source", "utm_medium": "UTM medium", "utm_campaign": "UTM campaign",
-    "identified": "Identified", "prop_key": "Event property", "prop_value": "Property value",
+    "identified": "Identified", "prop_key": "Event property", "prop_value": "Property value", "cohort": "Cohort",
 }
 # The session list's own names for what it can filter by (hitmetrix.analytics.sessions.SessionFilters), with the
 # longest value it takes: a view with any other filter has no matching session list, so it gets no link.
-SESSION_LIST_FILTERS = {"from": 10, "to": 10, "url": 500, "country": 64, "device": 64, "browser": 64, "os": 64}
+SESSION_LIST_FILTERS = {
+    "from": 10, "to": 10, "url": 500, "country": 64, "device": 64, "browser": 64, "os": 64,
+    # The overview's filters (the list parses them with OverviewQuery) and the frustration signals.
+    "referrer": 500, "utm_source": 500, "utm_medium": 500, "utm_campaign": 500, "identified": 3, "prop_key": 500,
+    "prop_value": 500, "cohort": 10, "frustration": 200, "frustration_page": 500,
+}
 # The analytics pages, in tab order: (path under /projects/{id}/, label). A tab shows when its page is served.
 TABS = (
     ("overview", "Overview"),
@@ -130,8 +136,11 @@ def chrome_context(
     today = today_in(zone, now_of(runtime))
     links = Links(project.id, request.query_params, page, view_params)
     served = _served_pages(request)
+    # The cohort filter's menu and chip name the project's cohorts (one small metadata read).
+    cohorts = [(str(c.id), c.name) for c in saved.cohorts(runtime.meta, project.id)]
     active = [
-        (name, FILTER_LABELS[name], links.params[name], links.view(**{name: None}))
+        (name, FILTER_LABELS[name], dict(cohorts).get(links.params[name], links.params[name]) if name == "cohort"
+         else links.params[name], links.view(**{name: None}))
         for name in FILTER_PARAMS
         if name in links.params
     ]
@@ -148,6 +157,7 @@ def chrome_context(
         "filter_params": FILTER_PARAMS,
         "filter_labels": FILTER_LABELS,
         "device_types": overview.DEVICE_TYPES,
+        "cohorts": cohorts,
         "presets": presets(today),
         "active": active,
         "clear_url": links.view(**dict.fromkeys(FILTER_PARAMS)),

@@ -25,6 +25,7 @@ from hitmetrix.observe.metrics import timed
 from hitmetrix.store.clickhouse import EventStore
 from hitmetrix.web.analytics_chrome import Links, chrome_context, finish_range
 from hitmetrix.web.auth import guard, now_of, runtime_of
+from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
 from hitmetrix.web.render import templates
 
@@ -134,6 +135,7 @@ async def overview_page(request: Request) -> Response:
     status = 200
     try:
         query = overview.OverviewQuery.from_query(request.query_params, context["today"])
+        query = await resolve_cohort(request, query)
         answer = await run(timed("overview", overview.overview), runtime.store, project.id, query, context["time_zone"])
     except BadParameter as exc:
         context["error"] = str(exc)

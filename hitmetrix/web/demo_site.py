@@ -3,7 +3,10 @@
 A small Starlette app: sign-up, sign-in / sign-out, public member profiles at
 ``/demo/members/{id}`` (sequential ids, so scrapers can walk them), search
 (``/demo/search?q=``), messages and an export of one's own data behind sign-in,
-and a password reset form. Its data is its own SQLite file (``hitmetrix.web.demo.members``).
+and a password reset form. Its home page also has what the frustration signals are
+made of: a button that does nothing (a dead click), one that throws (an error
+click) and a premium offer page visitors leave at once (a quick back). Its data is
+its own SQLite file (``hitmetrix.web.demo.members``).
 It is instrumented like a customer's site: every page loads the tracker with the
 demo project's public key, and the app is wrapped in the server middleware of
 ``hitmetrix.sdk``, which sends to this same server with the demo project's server
@@ -196,6 +199,12 @@ async def about(request: Request) -> Response:
 
 
 @handles_bad_input
+async def offer(request: Request) -> Response:
+    """A page visitors leave at once, back to the page before: the quick back of the frustration signals."""
+    return page(request, "offer.html", await current_member(request))
+
+
+@handles_bad_input
 async def member_list(request: Request) -> Response:
     member_id = await current_member(request)
     page_no = int_param(request.query_params.get("page"), "page", 1, MAX_PAGE, 1)
@@ -348,6 +357,7 @@ SITE_ROUTES: list[BaseRoute] = [
     Mount("/static", StaticFiles(directory=DEMO_DIR / "static")),
     Route("/", home),
     Route("/about.html", about),
+    Route("/offer", offer),
     Route("/members", member_list),
     Route("/members/{member_id:int}", profile),
     Route("/search", search),

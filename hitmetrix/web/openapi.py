@@ -17,9 +17,15 @@ from hitmetrix.analytics.sessions import (
 from hitmetrix.web.analytics_api import OPENAPI_PATHS as ANALYTICS_PATHS
 from hitmetrix.web.decisions_api import OPENAPI_PATHS as DECISIONS_PATHS
 from hitmetrix.web.decisions_api import SERVER_KEY_SCHEME
+from hitmetrix.web.frustration_api import OPENAPI_PATHS as FRUSTRATION_PATHS
+from hitmetrix.web.frustration_api import SESSION_LIST_PARAMETERS as FRUSTRATION_LIST_PARAMETERS
 from hitmetrix.web.funnels_api import OPENAPI_PATHS as FUNNELS_PATHS
+from hitmetrix.web.heatmaps_api import OPENAPI_PATHS as HEATMAPS_PATHS
 from hitmetrix.web.retention_api import OPENAPI_PATHS as RETENTION_PATHS
+from hitmetrix.web.saved_api import OPENAPI_PATHS as SAVED_PATHS
 from hitmetrix.web.security_openapi import OPENAPI_PATHS as SECURITY_PATHS
+from hitmetrix.web.trends_api import OPENAPI_PATHS as TRENDS_PATHS
+from hitmetrix.web.vitals_api import OPENAPI_PATHS as VITALS_PATHS
 
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _ERR = {"description": "error", "content": _ERROR_CONTENT}
@@ -323,9 +329,14 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             **DECISIONS_PATHS,  # the protected site reads verdicts with its server key
             **ANALYTICS_PATHS,  # behaviour analytics (hitmetrix.web.analytics_api)
+            **FRUSTRATION_PATHS,  # frustration signals: pages with most, one session's (hitmetrix.web.frustration_api)
             **FUNNELS_PATHS,  # funnels (hitmetrix.web.funnels_api)
+            **HEATMAPS_PATHS,  # heatmaps (hitmetrix.web.heatmaps_api)
             **RETENTION_PATHS,  # retention and paths (hitmetrix.web.retention_api)
+            **SAVED_PATHS,  # saved views and cohorts (hitmetrix.web.saved_api)
             **SECURITY_PATHS,  # alerts, decisions, allow-list, entities, webhooks (hitmetrix.web.security_api)
+            **TRENDS_PATHS,  # trends (hitmetrix.web.trends_api)
+            **VITALS_PATHS,  # web vitals and JS errors (hitmetrix.web.vitals_api)
             "/api/v1/batch": {
                 "post": {
                     "summary": "Send a batch of events and recording chunks (public project key)",
@@ -517,6 +528,7 @@ def openapi_document() -> dict[str, Any]:
                         _id("project_id", "integer"),
                         _query("limit", "sessions per page", "integer", **_PAGE_SIZE),
                         *SESSION_FILTER_PARAMETERS,
+                        *FRUSTRATION_LIST_PARAMETERS,  # signals and the overview's filters
                     ],
                     "responses": {"200": {"description": "ok"}, "400": _BAD_PARAMETER, "401": _ERR, "404": _ERR},
                 }

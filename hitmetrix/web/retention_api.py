@@ -2,12 +2,14 @@
 the sessions that walked one of its edges, as JSON (their OpenAPI part is here too).
 
 Read endpoints for any member of the project (viewer and up), with the overview's date range and filters (kept in
-the URL, so a view is a link); days and periods are those of the project's time zone; a bad parameter is a 400
-naming it.
+the URL, so a view is a link) and ``compare=previous`` (the same answer for the days just before, beside it);
+days and periods are those of the project's time zone; a bad parameter is a 400 naming it. The dashboard pages
+(``hitmetrix.web.retention_pages``) answer from the same functions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from starlette.requests import Request
@@ -16,14 +18,51 @@ from starlette.routing import BaseRoute, Route
 
 from hitmetrix.analytics import params as param
 from hitmetrix.analytics import paths, retention
-from hitmetrix.analytics.overview import MAX_TEXT_CHARS
+from hitmetrix.analytics.overview import MAX_TEXT_CHARS, OverviewQuery
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.observe.metrics import timed
+from hitmetrix.store.clickhouse import EventStore
 from hitmetrix.web.analytics_api import OPENAPI_PATHS as OVERVIEW_PATHS
 from hitmetrix.web.analytics_api import today_in
+from hitmetrix.web.analytics_chrome import wants_compare
 from hitmetrix.web.api import bad_parameter, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
+from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
+
+
+def previous_of(base: OverviewQuery) -> OverviewQuery:
+    """The same view over the same number of days just before it (``compare=previous``)."""
+    first, last = base.previous
+    return dataclasses.replace(base, date_from=first, date_to=last)
+
+
+def retention_answer(
+    store: EventStore, project_id: int, query: retention.RetentionQuery, zone: str, compare: bool
+) -> dict[str, Any]:
+    """The grid, and with ``compare`` the grid of the cohorts of the previous period under ``previous``."""
+    grid = timed("retention", retention.retention)
+    answer = grid(store, project_id, query, zone)
+    if compare:
+        answer["previous"] = grid(store, project_id, dataclasses.replace(query, base=previous_of(query.base)), zone)
+    return answer
+
+
+def path_answer(
+    store: EventStore, project_id: int, query: paths.PathsQuery, zone: str, compare: bool,
+    edge: tuple[int, str, str] | None = None, page: int = 1,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The Sankey (with ``compare``, the previous period's under ``previous``) and, given an edge, one page of the
+    sessions that walked it."""
+    walked = timed("paths", paths.paths)
+    answer = walked(store, project_id, query, zone)
+    if compare:
+        answer["previous"] = walked(store, project_id, dataclasses.replace(query, base=previous_of(query.base)), zone)
+    listed = None
+    if edge is not None:
+        listed = timed("path_sessions", paths.edge_sessions)(store, project_id, query, edge, page,
+                                                             paths.DEFAULT_PAGE_SIZE, zone)
+    return answer, listed
 
 
 @guard("viewer", api=True)
@@ -32,7 +71,9 @@ async def get_retention(request: Request) -> Response:
     zone = project.time_zone or "UTC"
     try:
         query = retention.RetentionQuery.from_query(request.query_params, today_in(zone, now_of(runtime)))
-        answer = await run(timed("retention", retention.retention), runtime.store, project.id, query, zone)
+        query = await resolve_cohort(request, query)
+        compare = wants_compare(request.query_params)
+        answer = await run(retention_answer, runtime.store, project.id, query, zone, compare)
     except BadParameter as exc:
         return bad_parameter(exc)
     return json_response(answer)
@@ -44,7 +85,9 @@ async def get_paths(request: Request) -> Response:
     zone = project.time_zone or "UTC"
     try:
         query = paths.PathsQuery.from_query(request.query_params, today_in(zone, now_of(runtime)))
-        answer = await run(timed("paths", paths.paths), runtime.store, project.id, query, zone)
+        query = await resolve_cohort(request, query)
+        compare = wants_compare(request.query_params)
+        answer, _ = await run(path_answer, runtime.store, project.id, query, zone, compare)
     except BadParameter as exc:
         return bad_parameter(exc)
     return json_response(answer)
@@ -57,6 +100,7 @@ async def get_path_sessions(request: Request) -> Response:
     params = request.query_params
     try:
         query = paths.PathsQuery.from_query(params, today_in(zone, now_of(runtime)))
+        query = await resolve_cohort(request, query)
         edge = paths.parse_edge(params, query.steps)
         page = param.whole_number(params, "page", 1, 1, paths.MAX_PAGE)
         page_size = param.whole_number(params, "page_size", paths.DEFAULT_PAGE_SIZE, 1, paths.MAX_PAGE_SIZE)
@@ -83,6 +127,8 @@ def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
+_COMPARE = _q("compare", "`previous`: the same answer for the same number of days just before, under `previous`",
+              {"type": "string", "enum": ["previous"]})
 _CONDITION = "a page pattern (the whole path; * stands for any characters, e.g. /blog/*)"
 _PATH_PARAMETERS = [
     *_FILTERS,
@@ -111,6 +157,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "security": [{"bearer": []}],
             "parameters": [
                 *_FILTERS,
+                _COMPARE,
                 _q("period", "day, week or month", {"type": "string", "enum": list(retention.PERIODS)}),
                 _q("periods", "periods after the cohort's",
                    {"type": "integer", "minimum": 1, "maximum": retention.MAX_PERIOD_COUNT,
@@ -130,7 +177,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Paths: the pages walked after a start page (or before an end page) as Sankey nodes and "
             "edges, with ids stripped and pages grouped by rules",
             "security": [{"bearer": []}],
-            "parameters": _PATH_PARAMETERS,
+            "parameters": [*_PATH_PARAMETERS, _COMPARE],
             "responses": _RESPONSES,
         }
     },

@@ -21,7 +21,11 @@ from hitmetrix.web import (
     api,
     asset_routes,
     decisions_api,
+    frustration_api,
     funnels_api,
+    funnels_pages,
+    heatmaps_api,
+    heatmaps_pages,
     live,
     member_api,
     member_pages,
@@ -32,12 +36,19 @@ from hitmetrix.web import (
     project_pages,
     recording_texts,
     retention_api,
+    retention_pages,
+    saved_api,
+    saved_pages,
     security_api,
     security_pages,
     session_pages,
     team_api,
     team_pages,
     tracker_config,
+    trends_api,
+    trends_pages,
+    vitals_api,
+    vitals_pages,
 )
 from hitmetrix.web.auth import public
 
@@ -54,8 +65,15 @@ def routes(runtime: Runtime, capture: CaptureContext) -> list[BaseRoute]:
         *tracker_config.ROUTES,  # the optional tracker features a project turned on
         *project_api.ROUTES,
         *analytics_api.ROUTES, *analytics_pages.ROUTES,  # behaviour analytics: the overview, JSON and page
+        *frustration_api.ROUTES,  # frustration signals: the pages with most, one session's for its replay (JSON)
         *funnels_api.ROUTES,  # funnels: steps, breakdown, trend and each step's sessions (JSON)
+        *heatmaps_api.ROUTES, *heatmaps_pages.ROUTES,  # heatmaps: clicks and scroll over a replayed page
+        *funnels_pages.ROUTES,  # the funnel builder page and the sessions behind each conversion and drop-off
         *retention_api.ROUTES,  # retention cohorts, paths (Sankey) and an edge's sessions (JSON)
+        *saved_api.ROUTES, *saved_pages.ROUTES,  # saved views and cohorts (a cohort filters every view)
+        *retention_pages.ROUTES,  # the retention and paths pages
+        *trends_api.ROUTES, *trends_pages.ROUTES,  # trends: event series over time, breakdown, a line's sessions
+        *vitals_api.ROUTES, *vitals_pages.ROUTES,  # web vitals (p75 per page), JS error groups: JSON and pages
         *member_api.ROUTES,
         *pages.ROUTES,
         *project_pages.ROUTES,

@@ -17,6 +17,7 @@ few seconds for the chunks after the last one it has, and follows the visitor.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -29,11 +30,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hitmetrix.analytics import params, sessions
+from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.observe.metrics import timed
 from hitmetrix.store.clickhouse import EventStore
+from hitmetrix.store.schema import FRUSTRATION_COUNT_COLUMNS
 from hitmetrix.web.api import bad_parameter, error, json_response, session_id_of
 from hitmetrix.web.auth import guard, principal_of, project_of, record, runtime_of
+from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
 from hitmetrix.web.render import error_page, templates
 from hitmetrix.web.security import replay_origins, replay_page_headers
@@ -59,6 +63,22 @@ _DEVICE_SHAPES = {
     "": '<circle cx="8" cy="8" r="6"/><path d="M8 11h.01M6.5 6.3a1.6 1.6 0 1 1 2 1.6c-.4.2-.5.5-.5.9"/>',
 }
 DEVICE_ICONS = {name: Markup(_SVG.format(shape)) for name, shape in _DEVICE_SHAPES.items()}
+# What the list calls each frustration signal (its badges and filter), by the count column of a sessions row.
+SIGNAL_LABELS = {
+    "rage": "Rage click",
+    "dead": "Dead click",
+    "error": "Error click",
+    "quick_back": "Quick back",
+    "excessive_scroll": "Excessive scroll",
+    "thrashed_cursor": "Thrashed cursor",
+}
+_SIGNAL_COUNTS = {kind: column for column, kind in FRUSTRATION_COUNT_COLUMNS.items()}
+# Labels of the overview filters a link from an analytics view may bring to the list.
+_CARRIED_LABELS = {
+    "referrer": "Referrer", "utm_source": "UTM source", "utm_medium": "UTM medium", "utm_campaign": "UTM campaign",
+    "identified": "Identified", "prop_key": "Event property", "prop_value": "Property value", "cohort": "Cohort",
+    "frustration_page": "Frustrated on page",
+}
 
 
 @guard("viewer")
@@ -77,12 +97,23 @@ async def session_list(request: Request) -> Response:
         "params": dict(request.query_params),
         "snippet": project.script_tag(str(request.base_url)),
         "filtered": False,
+        "signal_labels": list(SIGNAL_LABELS.items()),
+        "carried_filters": [],
+        "chips": [],
     }
     status = 200
     cursor = request.query_params.get("cursor") or None
     try:
         filters = sessions.SessionFilters.from_query(request.query_params)
         context["filters"] = filters
+        carried = list(filters.analytics)
+        if filters.frustration_page:
+            carried.append(("frustration_page", filters.frustration_page))
+        context["carried_filters"] = carried
+        context["chips"] = filter_chips(request.url.path, filters.to_query(), carried)
+        if dict(filters.analytics).get("cohort"):
+            resolved = await resolve_cohort(request, filters.overview_query())
+            filters = dataclasses.replace(filters, cohort=resolved.cohort)
         rows, next_cursor = await run(
             timed("session_list", sessions.list_sessions),
             runtime.store,
@@ -92,7 +123,7 @@ async def session_list(request: Request) -> Response:
             PAGE_SIZE,
             project.time_zone,
         )
-    except sessions.BadParameter as exc:  # names the parameter; anything else is a bug, not a 400
+    except BadParameter as exc:  # names the parameter; anything else is a bug, not a 400
         context["error"] = str(exc)
         status = 400
     else:
@@ -228,7 +259,27 @@ def display_row(row: dict[str, Any], now_ms: int) -> dict[str, Any]:
         "device_icon": DEVICE_ICONS.get(row.get("device_type") or "", DEVICE_ICONS[""]),
         "entry_path": (parts.path or "/") + (f"?{parts.query}" if parts.query else "") if parts.netloc else entry,
         "entry_host": parts.netloc,
+        "frustration": frustration_badges(row),
     }
+
+
+def filter_chips(path: str, query: dict[str, str], carried: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """A chip for each filter the form has no field for, with the list's URL without it."""
+    chips = []
+    for name, value in carried:
+        rest = {k: v for k, v in query.items() if k != name and not (name == "prop_key" and k == "prop_value")}
+        chips.append({"label": _CARRIED_LABELS.get(name, name), "value": value,
+                      "remove_url": path + ("?" + urlencode(rest) if rest else "")})
+    return chips
+
+
+def frustration_badges(row: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(signal, label, count) of each signal the session raised, in the list's order."""
+    return [
+        (kind, label, int(row.get(_SIGNAL_COUNTS[kind]) or 0))
+        for kind, label in SIGNAL_LABELS.items()
+        if int(row.get(_SIGNAL_COUNTS[kind]) or 0)
+    ]
 
 
 def country_flag(code: str) -> str:

@@ -42,6 +42,13 @@ ALL_FILTERS = {
     "max_duration": "60",
     "has_errors": "1",
     "user": "u1",
+    "frustration": "rage,dead",
+    "frustration_page": "/cart",
+    "referrer": "google.com",
+    "utm_campaign": "o'brien{p1:String}",
+    "identified": "yes",
+    "prop_key": "plan",
+    "prop_value": "pro",
 }
 DAY_MS = 86_400_000
 T0 = (int(time.time() * 1000) // DAY_MS - 3) * DAY_MS  # midnight UTC three days ago

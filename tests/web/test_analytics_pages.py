@@ -173,11 +173,14 @@ async def test_filters_round_trip_through_the_url_and_every_link(site: Site) -> 
     assert sessions and query_of(sessions[0])["country"] == ["DE"], "the row's sessions keep the view's filters"
     remove = [h for h in links if "/overview" in h and "country" not in query_of(h) and "from" in query_of(h)]
     assert remove, "the chip's × removes just that filter"
-    # The session list cannot filter by referrer or UTM: those rows get no sessions link that would show more.
+    # The session list takes the overview's filters too (UTM here): its links keep them, and it lists that session.
     async with signed_in(site, "viewer@example.com") as c:
         page = (await c.get(f"/projects/{site.shop}/overview", params={"utm_source": "news"})).text
-    assert island(page)["overview"]["totals"]["sessions"] == 1
-    assert not [h for h in hrefs(page) if "/sessions?" in h], "no session list matches a UTM filter"
+        assert island(page)["overview"]["totals"]["sessions"] == 1
+        listed = [h for h in hrefs(page) if "/sessions?" in h]
+        assert listed and all(query_of(h).get("utm_source") == ["news"] for h in listed), listed
+        rows = (await c.get(listed[0])).text
+    assert rows.count('class="hm-row"') == 1, "the session list matches the UTM filter"
 
 
 async def test_hostile_values_are_text(site: Site) -> None:

@@ -18,6 +18,8 @@ let lastPage = '';
 let viewStartMs = 0;
 let maxScroll = 0;
 let sentScroll = 0;
+/** The current pageview's event id: its scroll reports name it, so a heatmap counts depth per pageview. */
+let pageviewId = '';
 let scrollTimer = 0;
 let errorsSent = 0;
 let maskAllText = false;
@@ -53,21 +55,32 @@ function pageKey(): string {
   return location.href.slice(0, location.href.length - hash.length) + (/^#!?\//.test(hash) ? hash : '');
 }
 
-/** Send the deepest scroll not yet reported (debounced while scrolling; forced on navigation and leave). */
-function flushScroll(): void {
+/**
+ * Send the deepest scroll not yet reported: while scrolling (debounced) when 10 points deeper, and at the end of
+ * the pageview (`last`: navigation or leave) whenever deeper, or if nothing was sent, so every pageview seen to
+ * its end reports its maximum. The report names its pageview and that pageview's URL (on an SPA navigation the
+ * location has already changed) and the viewport width (the heatmap's device bucket). The last report is not user
+ * activity: leaving after 30 idle minutes must not start a new session.
+ */
+function flushScroll(last?: boolean): void {
   clearTimeout(scrollTimer);
-  if (maxScroll < sentScroll + 10) return;
+  // At the end the current position counts too: a page never scrolled was seen to the bottom of its first screen.
+  if (last) maxScroll = Math.max(maxScroll, scrollDepth());
+  if (last ? maxScroll <= sentScroll : maxScroll < sentScroll + 10) return;
   sentScroll = maxScroll;
-  emit('scroll', {}, { depth: maxScroll, dh: pageHeight() });
+  emit('scroll', { url: clip(cleanUrl(lastUrl), 2048), ...viewport() }, { depth: maxScroll, dh: pageHeight(), pv: pageviewId }, last);
 }
 
 export function pageview(nav: 'load' | 'push' | 'replace' | 'pop', referrer: string = document.referrer): void {
-  if (lastPage) flushScroll();
+  if (lastPage) flushScroll(true);
   lastUrl = location.href;
   lastPage = pageKey();
   viewStartMs = now();
-  maxScroll = sentScroll = scrollDepth();
-  emit('pageview', { title: clip(document.title, 512), referrer: clip(cleanUrl(referrer), 2048), ...viewport() }, { nav });
+  // Not measured now: a tracker in <head> runs before the page has a height (every page would read 100 %).
+  maxScroll = 0;
+  sentScroll = -1;
+  pageviewId = uuid();
+  emit('pageview', { id: pageviewId, title: clip(document.title, 512), referrer: clip(cleanUrl(referrer), 2048), ...viewport() }, { nav });
 }
 
 const navigated = (nav: 'push' | 'replace' | 'pop'): void => {
@@ -179,7 +192,7 @@ export function install(maskText: boolean): void {
   });
 
   on(window, 'pagehide', () => {
-    flushScroll();
+    flushScroll(true);
     emit('pageleave', {}, { duration_ms: now() - viewStartMs, max_scroll: maxScroll, dh: pageHeight() }, true);
     flush(true);
   });

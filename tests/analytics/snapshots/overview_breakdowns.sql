@@ -1,7 +1,7 @@
 SELECT arrayJoin([('entry_pages', toString(entry_path)), ('exit_pages', toString(exit_path)), ('referrers', toString(referrer_domain)), ('utm_sources', toString(utm_source)), ('utm_mediums', toString(utm_medium)), ('utm_campaigns', toString(utm_campaign)), ('countries', toString(country)), ('browsers', toString(browser)), ('oses', toString(os)), ('devices', toString(device_type))]) AS kv,
        kv.1 AS kind,
        kv.2 AS value,
-       uniqExact(anonymous_id) AS visitors,
+       uniqExact(cityHash64(anonymous_id)) AS visitors,
        count() AS session_count
 FROM hitmetrix.sessions FINAL
 WHERE project_id = {project_id:UInt32}

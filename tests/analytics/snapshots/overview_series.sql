@@ -1,5 +1,5 @@
 SELECT toString(toDate(started_at, {p14:String})) AS bucket,
-       uniqExact(anonymous_id) AS visitors,
+       uniqExact(cityHash64(anonymous_id)) AS visitors,
        count() AS sessions,
        sum(pageviews) AS pageview_sum
 FROM hitmetrix.sessions FINAL

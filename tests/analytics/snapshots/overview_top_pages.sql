@@ -1,5 +1,5 @@
 SELECT arrayJoin(pageview_paths) AS value,
-       uniqExact(anonymous_id) AS visitors,
+       uniqExact(cityHash64(anonymous_id)) AS visitors,
        count() AS pageview_sum
 FROM hitmetrix.sessions FINAL
 WHERE project_id = {project_id:UInt32}
