@@ -95,7 +95,7 @@ def optional_views(store: ChdbStore, first: dt.date, last: dt.date) -> dict[str,
     params = {"from": first.isoformat(), "to": last.isoformat()}
     found: dict[str, Callable[[], Any]] = {}
     for name, extra, build in (
-        ("heatmaps", {"url": "/pricing"}, lambda m, q: lambda: m.heatmap(store, analytics_data.PROJECT_ID, q, ZONE)),
+        ("heatmaps", {"page": "/pricing"}, lambda m, q: lambda: m.heatmap(store, analytics_data.PROJECT_ID, q, ZONE)),
         ("vitals", {}, lambda m, q: lambda: m.vitals(store, analytics_data.PROJECT_ID, q, ZONE)),
     ):
         try:
@@ -116,12 +116,23 @@ def optional_views(store: ChdbStore, first: dt.date, last: dt.date) -> dict[str,
     return found
 
 
-def bench_size(work: Path, n_events: int, repeat: int, only: set[str] | None = None) -> dict[str, Any]:
+def bench_size(work: Path, n_events: int, repeat: int, only: set[str] | None = None,
+               keep: bool = False) -> dict[str, Any]:
+    """Generate ``n_events`` (or, with ``keep``, reuse the data a previous ``keep`` run left in ``work``) and
+    time each view."""
     data_dir = work / f"analytics-{n_events}"
+    built_file = work / f"analytics-{n_events}.built.json"
+    reuse = keep and built_file.exists() and data_dir.exists()
     store = ChdbStore(data_dir)
     try:
-        print(f"{n_events:,} events: generating", flush=True)
-        built = analytics_data.build(store, n_events, SPAN_START, log=lambda line: print(line, flush=True))
+        if reuse:
+            print(f"{n_events:,} events: reusing {data_dir}", flush=True)
+            built = json.loads(built_file.read_text())
+        else:
+            print(f"{n_events:,} events: generating", flush=True)
+            built = analytics_data.build(store, n_events, SPAN_START, log=lambda line: print(line, flush=True))
+            if keep:
+                built_file.write_text(json.dumps(built))
         print(json.dumps(built), flush=True)
         first = SPAN_START.date()
         last = first + dt.timedelta(days=analytics_data.SPAN_DAYS - 1)
@@ -147,7 +158,8 @@ def bench_size(work: Path, n_events: int, repeat: int, only: set[str] | None = N
         return result
     finally:
         store.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 _THROUGHPUT = """
@@ -202,6 +214,8 @@ def main() -> int:
     parser.add_argument("--views", default="", help="only these views, comma-separated (e.g. funnel_3_steps,"
                         "window_funnel_baseline)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "analytics.json")
+    parser.add_argument("--data-dir", type=Path, help="keep the generated data here and reuse it on the next run "
+                        "with the same --data-dir and size (generation takes minutes at 10 M events)")
     args = parser.parse_args()
     sizes, repeat = ([200_000], 3) if args.quick else (args.events, args.repeat)
     sizes = [size for size in sizes if size]  # --events 0: the loader comparison alone
@@ -209,10 +223,15 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "cores": os.cpu_count(), "targets_ms": TARGETS_MS,
         "targets_100m_ms": TARGETS_100M_MS, "funnel": FUNNEL, "sizes": {},
     }
-    with tempfile.TemporaryDirectory(prefix="hm-bench-analytics-") as tmp:
+    only = {name.strip() for name in args.views.split(",") if name.strip()}
+    if args.data_dir:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
         for n_events in sizes:
-            only = {name.strip() for name in args.views.split(",") if name.strip()}
-            results["sizes"][str(n_events)] = bench_size(Path(tmp), n_events, repeat, only)
+            results["sizes"][str(n_events)] = bench_size(args.data_dir, n_events, repeat, only, keep=True)
+    else:
+        with tempfile.TemporaryDirectory(prefix="hm-bench-analytics-") as tmp:
+            for n_events in sizes:
+                results["sizes"][str(n_events)] = bench_size(Path(tmp), n_events, repeat, only)
     if not (args.quick or args.skip_loader):
         rounds: dict[str, list[dict[str, Any]]] = {"after": [], "before": []}
         for _ in range(args.loader_rounds):

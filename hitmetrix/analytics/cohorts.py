@@ -194,11 +194,6 @@ def _condition(data: Any, field: str) -> Condition:
 # --- SQL ----------------------------------------------------------------------------------------------------
 
 
-def _child(parent: ScopedSelect) -> ScopedSelect:
-    """A subquery of ``parent``: the same project and parameters, fresh placeholder names."""
-    return ScopedSelect(parent.project_id, params=parent.params, _names=parent._names)
-
-
 def _property_sql(q: ScopedSelect, c: PropertyCondition) -> str:
     """Over one sessions row: the visit had the property."""
     if c.property == "identified":
@@ -213,7 +208,7 @@ def _property_sql(q: ScopedSelect, c: PropertyCondition) -> str:
 
 def _did(parent: ScopedSelect, c: BehaviourCondition, today: dt.date, zone: str) -> ScopedSelect:
     """People (anonymous ids) with at least ``c.at_least`` events matching the step in the last ``c.days``."""
-    q = _child(parent).from_("events")
+    q = parent.nested().from_("events")
     start_ms, end_ms = day_range_ms(today - dt.timedelta(days=c.days - 1), today, zone)
     assert start_ms is not None and end_ms is not None
     q.select("anonymous_id")
@@ -229,7 +224,7 @@ def _did(parent: ScopedSelect, c: BehaviourCondition, today: dt.date, zone: str)
 def members_select(project_id: int, definition: CohortDefinition, today: dt.date, zone: str,
                    parent: ScopedSelect | None = None) -> ScopedSelect:
     """``SELECT anonymous_id`` of the cohort's people (a subquery of ``parent`` when given)."""
-    q = (_child(parent) if parent is not None else ScopedSelect(project_id)).from_("sessions", final=True)
+    q = (parent.nested() if parent is not None else ScopedSelect(project_id)).from_("sessions", final=True)
     q.select("anonymous_id")
     q.where("is_deleted = 0")
     q.where("pageviews > 0")

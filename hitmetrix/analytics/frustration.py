@@ -4,7 +4,8 @@ What the tracker observed arrives as flags and small events (tracker/src/frustra
 of the click that completed a burst, and the custom events ``$dead_click`` / ``$error_click`` ``{click: <the click's
 event id>}``, ``$thrashed_cursor`` and ``$excessive_scroll``. Two signals are computed here: an error click is also
 a click followed within 1 s by an ``error`` event (errors the tracker saw without its frustration chunk), and a
-quick back is a pageview of B between two pageviews of A, B shown less than 5 s.
+quick back is a pageview of B between two pageviews of A, B shown less than 5 s (a page: a path and its hash route,
+whatever the query string).
 
 Pure functions over plain values (``StoredEvent`` fits); nothing here reads the store. They are the reference
 reading of the rules: the loader computes the same signals in the SQL of its per-session aggregation
@@ -18,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 ERROR_CLICK_WINDOW_MS = 1000
 QUICK_BACK_MS = 5000
@@ -81,9 +83,15 @@ def props_of(event: SessionEvent) -> Mapping[str, Any]:
 
 
 def page_key(url: str) -> str:
-    """The URL that names a page, as the tracker's: an in-page anchor does not count, a hash route does."""
-    base, sep, fragment = url.partition("#")
-    return base + sep + fragment if fragment.startswith(("/", "!/")) else base
+    """What names a page: its path (as the loader stores it: no query string), and its hash route if it has one;
+    an in-page anchor does not count."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return (parts.path or "/") + ("#" + parts.fragment if parts.fragment.startswith(("/", "!/")) else "")
 
 
 def session_frustration(events: Sequence[SessionEvent]) -> SessionFrustration:

@@ -21,14 +21,18 @@ What a funnel means — decided here, once:
   is from the previous step's event; the median is over the sessions that reached the step.
 - The trend buckets sessions by the day (project zone) of their best attempt's step 1.
 
-Reads: the ``sessions`` rows (filters, breakdown property) and, from ``events``, only the time, session and the
-columns the steps look at, of the days in the range plus the window, and only events that match a step (all
-four kinds for ``strict``): the events projection ordered by kind and page (schema step 6) makes that a read of
-the steps' ranges. All of it runs in ClickHouse, one query per answer: per session its matching events as one
-sorted array, every attempt from it with vectorised array functions (a fold only for ``any``), the best one,
-then counts and medians per step, per day and per breakdown value (GROUPING SETS). Nothing per session comes
-back to Python. ``window_funnel_baseline`` is ClickHouse's ``windowFunnel`` over raw events, for the bench to
-compare with.
+Reads: when every step and exclusion is a pageview or a custom event without property filters, and the order
+is ``ordered`` or ``any``, only the ``sessions`` rows of the range: each row carries its session's pageviews and
+custom events in time order (``step_seq``, schema step 7, written by the loader; a session keeps its first
+``MAX_SESSION_STEP_EVENTS`` of them). Otherwise (clicks, submits, property filters, ``strict``, which needs every
+click and submit in between) the ``sessions`` rows (filters, breakdown property) and, from ``events``, only the
+time, session and the columns the steps look at, of the days in the range plus the window, and only events that
+match a step (all four kinds for ``strict``): the events projection ordered by kind and page (schema step 6)
+makes that a read of the steps' ranges. Both give the same per-session array, so the matching is one piece of
+SQL. All of it runs in ClickHouse, one query per answer: per session its matching events as one sorted array,
+every attempt from it with vectorised array functions (a fold only for ``any``), the best one, then counts and
+medians per step, per day and per breakdown value (GROUPING SETS). Nothing per session comes back to Python.
+``window_funnel_baseline`` is ClickHouse's ``windowFunnel`` over raw events, for the bench to compare with.
 """
 
 from __future__ import annotations
@@ -232,6 +236,51 @@ def sessions_query(project_id: int, query: overview.OverviewQuery, zone: str, br
     return q
 
 
+# Step kinds whose events the sessions rows carry in order (``step_seq``: time, kind, path or event name).
+SEQUENCE_KINDS = ("pageview", "custom")
+
+
+def reads_sessions_only(definition: FunnelDefinition) -> bool:
+    """Whether every event the funnel looks at is in the sessions rows' ``step_seq`` (see the module docstring)."""
+    steps = [*definition.steps, *(e.step for e in definition.exclusions)]
+    return definition.order != "strict" and all(s.kind in SEQUENCE_KINDS and not s.props for s in steps)
+
+
+def _item_condition(q: ScopedSelect, step: Step) -> str:
+    """``_condition`` for an element ``x`` of ``step_seq`` (a pageview or custom step without properties)."""
+    parts = [f"x.2 = '{step.kind}'"]
+    if step.kind == "pageview":
+        path = q.bind(step.path, "String")
+        parts.append({"exact": f"x.3 = {path}", "prefix": f"startsWith(x.3, {path})",
+                      "regex": f"match(x.3, {path})"}[step.match])
+    else:
+        parts.append(f"x.3 = {q.bind(step.name, 'String')}")
+    return " AND ".join(f"({p})" for p in parts)
+
+
+def _masks(definition: FunnelDefinition, condition: Any) -> tuple[str, str]:
+    """(bitmask of the steps, bitmask of the exclusions) an event fills, as SQL over what ``condition`` reads."""
+    step_mask = " + ".join(f"if({condition(s)}, {1 << i}, 0)" for i, s in enumerate(definition.steps))
+    excl_mask = " + ".join(f"if({condition(e.step)}, {1 << i}, 0)" for i, e in enumerate(definition.exclusions))
+    return f"toUInt32({step_mask})", f"toUInt32({excl_mask or '0'})"
+
+
+def sequence_query(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition
+                   ) -> ScopedSelect:
+    """The sessions query with ``seq`` as ``events_query`` makes it, read off the rows' ``step_seq`` instead of
+    events: the same events (those filling a step or an exclusion, in the same time bounds), sorted the same."""
+    q = sessions_query(project_id, query, zone, definition.breakdown)
+    start_ms, end_ms = day_range_ms(query.date_from, query.date_to, zone)
+    assert start_ms is not None and end_ms is not None
+    step_mask, excl_mask = _masks(definition, lambda step: _item_condition(q, step))
+    low, high = q.bind(start_ms, "Int64"), q.bind(end_ms + definition.window_s * 1000, "Int64")
+    q.select(
+        f"arraySort(arrayFilter(x -> (x.2 != 0 OR x.3 != 0) AND x.1 >= {low} AND x.1 <= {high},"
+        f" arrayMap(x -> (toUnixTimestamp64Milli(x.1), {step_mask}, {excl_mask}), step_seq))) AS seq"
+    )
+    return q
+
+
 def events_query(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition,
                  binder: ScopedSelect) -> ScopedSelect:
     """Per session, its matching events as ``seq``: (ms, bitmask of steps, bitmask of exclusions), in time order.
@@ -239,15 +288,8 @@ def events_query(project_id: int, query: overview.OverviewQuery, zone: str, defi
     q = ScopedSelect(project_id).from_("events")
     start_ms, end_ms = day_range_ms(query.date_from, query.date_to, zone)
     assert start_ms is not None and end_ms is not None
-    step_conditions = [_condition(binder, s) for s in definition.steps]
-    excl_conditions = [_condition(binder, e.step) for e in definition.exclusions]
-    step_mask = " + ".join(f"if({c}, {1 << i}, 0)" for i, c in enumerate(step_conditions))
-    excl_mask = " + ".join(f"if({c}, {1 << i}, 0)" for i, c in enumerate(excl_conditions))
-    q.select(
-        "session_id",
-        f"arraySort(groupArray((toUnixTimestamp64Milli(ts), toUInt32({step_mask}), toUInt32({excl_mask or '0'}))))"
-        " AS seq",
-    )
+    step_mask, excl_mask = _masks(definition, lambda step: _condition(binder, step))
+    q.select("session_id", f"arraySort(groupArray((toUnixTimestamp64Milli(ts), {step_mask}, {excl_mask}))) AS seq")
     q.where(f"ts >= fromUnixTimestamp64Milli({binder.bind(start_ms, 'Int64')}, 'UTC')")
     q.where(f"ts <= fromUnixTimestamp64Milli({binder.bind(end_ms + definition.window_s * 1000, 'Int64')}, 'UTC')")
     if definition.order == "strict":
@@ -255,7 +297,8 @@ def events_query(project_id: int, query: overview.OverviewQuery, zone: str, defi
     else:
         # An OR of the conditions (not the masks' sum): the events projection ordered by type and path
         # (schema step 6) then reads only the matching ranges.
-        q.where(" OR ".join(f"({c})" for c in step_conditions + excl_conditions))
+        looked_at = (*definition.steps, *(e.step for e in definition.exclusions))
+        q.where(" OR ".join(f"({_condition(binder, s)})" for s in looked_at))
     q.group_by.append("session_id")
     return q
 
@@ -347,6 +390,19 @@ def attempts_sql(project_id: int, query: overview.OverviewQuery, zone: str, defi
                  ) -> tuple[str, dict[str, Any]]:
     """(SQL, parameters): a row per session in the funnel with its best attempt: session_id, anonymous_id,
     breakdown_value, times (ms of each step reached, in step order). The matching runs in ClickHouse."""
+    if reads_sessions_only(definition):
+        sq = sequence_query(project_id, query, zone, definition)
+        first_ms, last_ms = day_range_ms(query.date_from, query.date_to, zone)
+        items, best = best_attempt_sql(definition, sq.bind(first_ms, "Int64"), sq.bind(last_ms, "Int64"))
+        # Sessions none of whose events fill a step skip the array work.
+        sql = (
+            "SELECT session_id, anonymous_id, breakdown_value, times\n"
+            f"FROM (SELECT session_id, anonymous_id, breakdown_value, {best} AS times\n"
+            f"FROM (SELECT session_id, anonymous_id, breakdown_value, seq, {', '.join(items)}\n"
+            f"FROM ({sq.sql()}) WHERE notEmpty(seq)))\n"
+            "WHERE length(times) > 0"
+        )
+        return sql, sq.params
     sq = sessions_query(project_id, query, zone, definition.breakdown)
     eq = events_query(project_id, query, zone, definition, sq)
     first_ms, last_ms = day_range_ms(query.date_from, query.date_to, zone)

@@ -98,7 +98,7 @@ def _events(project_id: int, query: HeatmapQuery, zone: str, types: str, *, buck
     """``events`` of the matching page (and bucket) in the sessions the range and filters pick."""
     sessions = scoped_sessions(project_id, query.base, query.base.date_from, zone).select("session_id")
     # One parameter namespace: the sessions' conditions are bound in the same query.
-    q = ScopedSelect(project_id, params=sessions.params, _names=sessions._names).from_("events")
+    q = sessions.nested().from_("events")
     start_ms, end_ms = day_range_ms(query.base.date_from, query.base.date_to, zone)
     assert start_ms is not None and end_ms is not None
     q.where(f"type IN ({types})")

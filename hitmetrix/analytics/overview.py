@@ -176,17 +176,22 @@ def _in_range(q: ScopedSelect, query: OverviewQuery, zone: str) -> str:
 
 
 def totals_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSelect:
-    """The range's and the previous period's sums in one read."""
+    """The range's and the previous period's sums, and the range's series, in one read of the sessions.
+
+    Rows: one per period (``is_total``; ``in_range`` 1 for the range, 0 for the previous period), then one per
+    bucket of either period (the previous period's are left unused: a week bucket may hold days of both)."""
     q = scoped_sessions(project_id, query, query.previous[0], zone)
-    now = _in_range(q, query, zone)
-    for prefix, when in (("", now), ("prev_", f"NOT ({now})")):
-        q.select(
-            f"uniqExactIf({VISITOR}, {when}) AS {prefix}visitors",
-            f"countIf({when}) AS {prefix}sessions",
-            f"sumIf(pageviews, {when}) AS {prefix}pageview_sum",
-            f"countIf({when} AND pageviews = 1) AS {prefix}bounces",
-            f"sumIf(duration_ms, {when}) AS {prefix}duration_sum",
-        )
+    q.select(
+        f"{_in_range(q, query, zone)} AS in_range",
+        f"{_bucket_sql(q, query.bucket, zone)} AS bucket",
+        "grouping(bucket) AS is_total",
+        f"uniqExact({VISITOR}) AS visitors",
+        "count() AS sessions",
+        "sum(pageviews) AS pageview_sum",
+        "countIf(pageviews = 1) AS bounces",
+        "sum(duration_ms) AS duration_sum",
+    )
+    q.group_by.append("GROUPING SETS ((in_range), (in_range, bucket))")
     return q
 
 
@@ -199,21 +204,12 @@ def _bucket_sql(q: ScopedSelect, bucket: str, zone: str) -> str:
     return f"toString(toMonday(started_at, {tz}))"
 
 
-def series_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSelect:
-    q = scoped_sessions(project_id, query, query.date_from, zone)
-    q.select(
-        f"{_bucket_sql(q, query.bucket, zone)} AS bucket",
-        f"uniqExact({VISITOR}) AS visitors",
-        "count() AS sessions",
-        "sum(pageviews) AS pageview_sum",
-    )
-    q.group_by.append("bucket")
-    return q
-
-
 def top_pages_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSelect:
-    q = scoped_sessions(project_id, query, query.date_from, zone)
-    q.select("arrayJoin(pageview_paths) AS value", f"uniqExact({VISITOR}) AS visitors", "count() AS pageview_sum")
+    # The visitor's hash is computed once per session, before ARRAY JOIN makes a row of each of its pageviews.
+    sessions = scoped_sessions(project_id, query, query.date_from, zone)
+    sessions.select(f"{VISITOR} AS visitor", "pageview_paths")
+    q = sessions.nested().from_select(sessions, array_join="pageview_paths AS value")
+    q.select("value", "uniqExact(visitor) AS visitors", "count() AS pageview_sum")
     q.group_by.append("value")
     q.order_by += ["visitors DESC", "pageview_sum DESC", "value"]
     q.limit = query.limit
@@ -221,29 +217,33 @@ def top_pages_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedS
 
 
 def breakdowns_query(project_id: int, query: OverviewQuery, zone: str) -> tuple[ScopedSelect, str]:
-    """Every breakdown in one read: (SQL builder, the LIMIT BY clause to append after its ORDER BY)."""
-    q = scoped_sessions(project_id, query, query.date_from, zone)
-    pairs = ", ".join(f"('{name}', toString({column}))" for name, column in BREAKDOWNS.items())
+    """Every breakdown in one read, a grouping set each: (SQL builder, the LIMIT BY clause to append after its
+    ORDER BY)."""
+    sessions = scoped_sessions(project_id, query, query.date_from, zone)
+    sessions.select(f"{VISITOR} AS visitor", *dict.fromkeys(BREAKDOWNS.values()))
+    q = sessions.nested().from_select(sessions)
+    # grouping(c) is 0 in the rows of c's own grouping set (standard SQL; ClickHouse's default since 22.11).
+    kind = ", ".join(f"grouping({column}) = 0, '{name}'" for name, column in BREAKDOWNS.items())
+    value = ", ".join(f"grouping({column}) = 0, toString({column})" for column in BREAKDOWNS.values())
     q.select(
-        f"arrayJoin([{pairs}]) AS kv",
-        "kv.1 AS kind",
-        "kv.2 AS value",
-        f"uniqExact({VISITOR}) AS visitors",
+        f"multiIf({kind}, '') AS kind",
+        f"multiIf({value}, '') AS value",
+        "uniqExact(visitor) AS visitors",
         "count() AS session_count",
     )
-    q.group_by.append("kv")
+    q.group_by.append("GROUPING SETS (" + ", ".join(f"({column})" for column in BREAKDOWNS.values()) + ")")
     q.having("kind = 'referrers' OR value != ''")
     q.order_by += ["kind", "visitors DESC", "session_count DESC", "value"]
     return q, f"LIMIT {int(query.limit)} BY kind"
 
 
-def _totals(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    sessions = int(row.get(f"{prefix}sessions") or 0)
-    pageviews = int(row.get(f"{prefix}pageview_sum") or 0)
-    bounces = int(row.get(f"{prefix}bounces") or 0)
-    duration_ms = int(row.get(f"{prefix}duration_sum") or 0)
+def _totals(row: Mapping[str, Any]) -> dict[str, Any]:
+    sessions = int(row.get("sessions") or 0)
+    pageviews = int(row.get("pageview_sum") or 0)
+    bounces = int(row.get("bounces") or 0)
+    duration_ms = int(row.get("duration_sum") or 0)
     return {
-        "visitors": int(row.get(f"{prefix}visitors") or 0),
+        "visitors": int(row.get("visitors") or 0),
         "sessions": sessions,
         "pageviews": pageviews,
         "views_per_session": round(pageviews / sessions, 2) if sessions else 0.0,
@@ -274,10 +274,13 @@ def overview(
 ) -> dict[str, Any]:
     """The overview of ``query`` for one project (the caller checked access), days of the zone ``zone``."""
     totals_q = totals_query(project_id, query, zone)
-    totals_rows = store.query(totals_q.sql() + "\n" + _SETTINGS, totals_q.params)
-    totals_row = totals_rows[0] if totals_rows else {}
-    series_q = series_query(project_id, query, zone)
-    by_bucket = {row["bucket"]: row for row in store.query(series_q.sql() + "\n" + _SETTINGS, series_q.params)}
+    totals_rows: dict[int, dict[str, Any]] = {}
+    by_bucket: dict[str, dict[str, Any]] = {}
+    for row in store.query(totals_q.sql() + "\n" + _SETTINGS, totals_q.params):
+        if int(row["is_total"]):
+            totals_rows[int(row["in_range"])] = row
+        elif int(row["in_range"]):
+            by_bucket[row["bucket"]] = row
     pages_q = top_pages_query(project_id, query, zone)
     pages = store.query(pages_q.sql() + "\n" + _SETTINGS, pages_q.params)
     breakdowns_q, limit_by = breakdowns_query(project_id, query, zone)
@@ -305,11 +308,11 @@ def overview(
             "time_zone": zone,
             "bucket": query.bucket,
         },
-        "totals": _totals(totals_row),
+        "totals": _totals(totals_rows.get(1, {})),
         "previous": {
             "from": previous_from.isoformat(),
             "to": previous_to.isoformat(),
-            "totals": _totals(totals_row, "prev_"),
+            "totals": _totals(totals_rows.get(0, {})),
         },
         "series": series,
         "top_pages": [

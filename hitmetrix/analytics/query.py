@@ -63,6 +63,9 @@ class ScopedSelect:
     limit: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     _names: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # A SELECT over another scoped SELECT's rows instead of a table (``from_select``).
+    source: ScopedSelect | None = None
+    array_join: str = ""
 
     def __post_init__(self) -> None:
         self.params["project_id"] = bound_value(self.project_id, "UInt32")
@@ -77,11 +80,25 @@ class ScopedSelect:
         self.table, self.final = table, final
         return self
 
+    def from_select(self, inner: ScopedSelect, *, array_join: str = "") -> ScopedSelect:
+        """Read the rows of ``inner`` (scoped itself; make this one with ``inner.nested()`` so both share their
+        parameters), ``ARRAY JOIN``-ed with ``array_join`` if given: a value computed per row of ``inner`` is then
+        computed once, not once per element the join makes of that row."""
+        if inner.project_id != self.project_id or inner.params is not self.params:
+            raise ValueError("the inner SELECT must be of the same project and share its parameters (nested())")
+        self.source, self.array_join = inner, array_join
+        return self
+
     def bind(self, value: Any, type_: str) -> str:
         """A fresh parameter placeholder for value."""
         name = f"p{next(self._names)}"
         self.params[name] = bound_value(value, type_)
         return f"{{{name}:{type_}}}"
+
+    def nested(self) -> ScopedSelect:
+        """Another SELECT of the same project that shares this one's parameters (and their numbering), so one
+        may be written into the other as a subquery and both run with ``params`` of either."""
+        return ScopedSelect(self.project_id, params=self.params, _names=self._names)
 
     def where(self, condition: str) -> ScopedSelect:
         self.wheres.append(condition)
@@ -101,6 +118,14 @@ class ScopedSelect:
         )
 
     def sql(self) -> str:
+        if self.source is not None and self.columns:
+            # The inner SELECT carries the project condition; rows of it are of that project only.
+            lines = ["SELECT " + ",\n       ".join(self.columns), "FROM (\n" + self.source.sql() + "\n)"]
+            if self.array_join:
+                lines.append(f"ARRAY JOIN {self.array_join}")
+            if self.wheres:
+                lines.append("WHERE " + "\n  AND ".join(f"({w})" for w in self.wheres))
+            return "\n".join(lines + self._tail())
         if not self.table or not self.columns:
             raise ValueError("a query needs columns and a table")
         lines = [
@@ -108,6 +133,10 @@ class ScopedSelect:
             f"FROM {DATABASE}.{self.table}" + (" FINAL" if self.final else ""),
             "WHERE " + "\n  AND ".join(["project_id = {project_id:UInt32}", *(f"({w})" for w in self.wheres)]),
         ]
+        return "\n".join(lines + self._tail())
+
+    def _tail(self) -> list[str]:
+        lines: list[str] = []
         if self.group_by:
             lines.append("GROUP BY " + ", ".join(self.group_by))
         if self.havings:
@@ -116,4 +145,4 @@ class ScopedSelect:
             lines.append("ORDER BY " + ", ".join(self.order_by))
         if self.limit is not None:
             lines.append(f"LIMIT {int(self.limit)}")
-        return "\n".join(lines)
+        return lines

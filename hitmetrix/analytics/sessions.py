@@ -16,6 +16,14 @@ new segments touch it, so a few stale versions may exist until ClickHouse merges
 them; the list therefore finds candidate rows in order without FINAL (cheap),
 then reads just those rows with FINAL (the newest version, tombstones dropped)
 and applies the filters again to what it got.
+
+Filters are conditions on that one row: its own values, the frustration signals
+the loader counted for it (``frustration=rage,dead``: any of them), and every
+filter of the overview (referrer, UTM tags, identified, a property, a cohort…),
+parsed by ``OverviewQuery`` and turned into SQL by ``overview.scoped_sessions``,
+so an analytics view's "matching sessions" link lists exactly its sessions. The
+list keeps its own ``url`` filter (a visited URL contains the text, its query
+string included), a superset of the overview's (a visited path contains it).
 """
 
 from __future__ import annotations

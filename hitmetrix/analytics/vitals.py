@@ -139,7 +139,7 @@ def picked_events(project_id: int, base: OverviewQuery, zone: str, event_conditi
         *session_columns,
     )
     # One set of parameters for both halves of the join: the names count on from the sessions' ones.
-    e = ScopedSelect(project_id, params=s.params, _names=s._names).from_("events")
+    e = s.nested().from_("events")
     e.select("session_id", *event_columns)
     e.where(event_condition)
     # A session started in the periods has every event at or after its start.

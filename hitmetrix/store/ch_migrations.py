@@ -27,10 +27,12 @@ from hitmetrix.store.schema import (
     SEEN_BATCH_RETENTION_DAYS,
     SEGMENT_ANALYTICS_COLUMNS,
     SEGMENT_FRUSTRATION_COLUMNS,
+    SEGMENT_STEP_COLUMNS,
     SESSION_AGGREGATES,
     SESSION_ANALYTICS_COLUMNS,
     SESSION_FRUSTRATION_COLUMNS,
     SESSION_FRUSTRATION_MATERIALIZED,
+    SESSION_STEP_COLUMNS,
 )
 
 log = logging.getLogger(__name__)
@@ -261,11 +263,15 @@ SESSION_AGGREGATES_V4: Aggregates = SESSION_AGGREGATES_V3 + tuple(
 SESSION_AGGREGATES_V5: Aggregates = SESSION_AGGREGATES_V4 + tuple(
     (name, expression) for name, _, expression, _ in SESSION_FRUSTRATION_COLUMNS
 )
+# Step 7's (funnel step sequences; step 6 added no column).
+SESSION_AGGREGATES_V7: Aggregates = SESSION_AGGREGATES_V5 + tuple(
+    (name, expression) for name, _, expression, _ in SESSION_STEP_COLUMNS
+)
 # Every column of a sessions row, as the loader writes it now.
-ALL_SESSION_AGGREGATES: Aggregates = SESSION_AGGREGATES_V5
+ALL_SESSION_AGGREGATES: Aggregates = SESSION_AGGREGATES_V7
 # A tombstone's values of the columns after step 3, in ALL_SESSION_AGGREGATES order.
 SESSION_TOMBSTONE_VALUES: tuple[str, ...] = tuple(
-    empty for _, _, _, empty in SESSION_ANALYTICS_COLUMNS + SESSION_FRUSTRATION_COLUMNS
+    empty for _, _, _, empty in SESSION_ANALYTICS_COLUMNS + SESSION_FRUSTRATION_COLUMNS + SESSION_STEP_COLUMNS
 )
 
 
@@ -321,7 +327,8 @@ SegmentColumns = tuple[tuple[str, str, str], ...]
 # The columns of session_segments after steps 4 and 5 (a step's data function fills those of its own time).
 SEGMENT_COLUMNS_V4: SegmentColumns = SEGMENT_ANALYTICS_COLUMNS
 SEGMENT_COLUMNS_V5: SegmentColumns = SEGMENT_COLUMNS_V4 + SEGMENT_FRUSTRATION_COLUMNS
-ALL_SEGMENT_COLUMNS: SegmentColumns = SEGMENT_COLUMNS_V5
+SEGMENT_COLUMNS_V7: SegmentColumns = SEGMENT_COLUMNS_V5 + SEGMENT_STEP_COLUMNS
+ALL_SEGMENT_COLUMNS: SegmentColumns = SEGMENT_COLUMNS_V7
 
 
 def segment_summary_columns(analytics_columns: SegmentColumns = ALL_SEGMENT_COLUMNS) -> str:
@@ -445,6 +452,28 @@ def _materialize_analytics_speed(run: Run, e: Engines) -> None:
         " SETTINGS mutations_sync = 2")
 
 
+# --- step 7: funnel step sequences ----------------------------------------------------------------------
+
+
+def _step_sequences(e: Engines) -> list[str]:
+    segment_columns = ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _ in SEGMENT_STEP_COLUMNS
+    )
+    session_columns = ", ".join(
+        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _, _ in SESSION_STEP_COLUMNS
+    )
+    return [
+        f"ALTER TABLE {DATABASE}.session_segments{e.cluster} {segment_columns}",
+        f"ALTER TABLE {DATABASE}.sessions{e.cluster} {session_columns}",
+    ]
+
+
+def _fill_step_sequences(run: Run, e: Engines) -> None:
+    """The step sequences of the sessions stored before step 7: their segments summarised again from their events
+    (each replaces its old row), then each session's row again, above every version written so far."""
+    _summarise_again(run, e, SEGMENT_COLUMNS_V7, SESSION_AGGREGATES_V7)
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "baseline: events, recordings, session_segments, loaded_segments", _baseline),
     Step(2, "seen_batches: exactly once per client batch id", _seen_batches),
@@ -456,6 +485,8 @@ STEPS: tuple[Step, ...] = (
          _fill_frustration),
     Step(6, "analytics speed: pre-aggregates the funnel, retention and paths reads use", _analytics_speed,
          _materialize_analytics_speed),
+    Step(7, "funnel step sequences: each session's pageviews and custom events in order", _step_sequences,
+         _fill_step_sequences),
 )
 assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
 assert MAX_SESSION_URLS > 0

@@ -201,11 +201,9 @@ _MARK = "Tuple(DateTime64(3, 'UTC'), String, String, String)"  # time, kind, pat
 
 
 def _truthy(key: str) -> str:
-    """A props value the tracker means as set: true, or a number other than 0 (as ``frustration._truthy``)."""
-    return (
-        f"((JSONType(props, '{key}') IN ('Int64', 'UInt64', 'Double') AND JSONExtractFloat(props, '{key}') != 0)"
-        f" OR (JSONType(props, '{key}') = 'Bool' AND JSONExtractBool(props, '{key}') = 1))"
-    )
+    """A props value the tracker means as set: true, or a number other than 0 (as ``frustration._truthy``): its
+    JSON text, read once (a string's text starts with a quote, so "1" is no number)."""
+    return f"(toFloat64OrZero(JSONExtractRaw(props, '{key}')) != 0 OR JSONExtractRaw(props, '{key}') = 'true')"
 
 
 def _reference(name: str) -> str:
@@ -213,8 +211,9 @@ def _reference(name: str) -> str:
 
 
 _EVENT_ID = "toString(event_id)"
-# The page a pageview is of, as ``frustration.page_key``: an in-page anchor is the same page, a hash route is not.
-_PAGE_KEY = "if(match(fragment(url), '^!?/'), url, cutFragment(url))"
+# What tells a pageview's page from others of the same path, as ``frustration.page_key``: its hash route, if any
+# (an in-page anchor is the same page).
+_HASH_ROUTE = "if(match(fragment(url), '^!?/'), concat('#', fragment(url)), '')"
 # A click's own flags (rage from the tracker; dead / err accepted the same way), read only where its props name one.
 _CLICK_FLAGS = (
     "if(position(props, 'rage') + position(props, 'dead') + position(props, 'err') = 0, [], arrayFilter(m -> m.2 != '',"
@@ -222,11 +221,11 @@ _CLICK_FLAGS = (
     f" (ts, if({_truthy('dead')}, 'dead', ''), path, {_EVENT_ID}),"
     f" (ts, if({_truthy('err')}, 'error', ''), path, {_EVENT_ID})]))"
 )
-# One event's items: a pageview (kind 'pageview', key: its page), a click ('click', key: its id) and its flags, a JS
-# error ('js_error'), or the tracker's custom events: $dead_click / $error_click name a click by its id (key),
-# $excessive_scroll / $thrashed_cursor are marks themselves.
+# One event's items: a pageview (kind 'pageview', key: its hash route), a click ('click', key: its id) and its
+# flags, a JS error ('js_error'), or the tracker's custom events: $dead_click / $error_click name a click by its
+# id (key), $excessive_scroll / $thrashed_cursor are marks themselves.
 _EVENT_ITEMS = (
-    f"multiIf(type = 'pageview', [(ts, 'pageview', path, {_PAGE_KEY})],"
+    f"multiIf(type = 'pageview', [(ts, 'pageview', path, {_HASH_ROUTE})],"
     f" type = 'click', arrayPushFront({_CLICK_FLAGS}, (ts, 'click', path, {_EVENT_ID})),"
     " type = 'error', [(ts, 'js_error', path, '')],"
     f" arrayFilter(m -> m.2 != '', [(ts, multiIf({_reference('$dead_click')}, 'dead',"
@@ -300,7 +299,7 @@ _SESSION_MARKS = _bind(
             "C": "arrayMap(i -> (i.1, i.4, i.3), arrayFilter(i -> i.2 = 'click', I))",
             "E": "arrayMap(i -> i.1, arrayFilter(i -> i.2 = 'js_error', I))",
             "M": f"arrayFilter(i -> i.2 IN {FRUSTRATION_KINDS}, I)",
-            "P": f"arraySlice(arrayMap(i -> (i.1, i.4, i.3), arrayFilter(i -> i.2 = 'pageview', I)), 1,"
+            "P": f"arraySlice(arrayMap(i -> (i.1, concat(i.3, i.4), i.3), arrayFilter(i -> i.2 = 'pageview', I)), 1,"
             f" {MAX_SESSION_PAGEVIEWS})",
         },
         _UNIQUE_MARKS,
@@ -334,5 +333,29 @@ SESSION_FRUSTRATION_MATERIALIZED: tuple[tuple[str, str], ...] = (
         "Array(Tuple(String, String, UInt32)) MATERIALIZED arrayMap(k -> (k.1, k.2,"
         " toUInt32(arrayCount(m -> m.3 = k.1 AND m.2 = k.2, frustration_marks))),"
         " arrayDistinct(arrayMap(m -> (m.3, m.2), frustration_marks)))",
+    ),
+)
+
+# --- step 7: funnel step sequences (hitmetrix.analytics.funnels reads them) ---------------------------------
+# Per session, its pageviews (path) and custom events (name) in time order: what a funnel of pageview and
+# custom-event steps looks at, so it reads one column of the range's sessions rows instead of raw events.
+# A longer session keeps its first ones (funnels.py says so where it reads them).
+MAX_SESSION_STEP_EVENTS = 2000
+_STEP_ITEM = "Tuple(DateTime64(3, 'UTC'), LowCardinality(String), String)"  # time, kind, path or event name
+SEGMENT_STEP_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    (
+        "step_seq",
+        f"Array({_STEP_ITEM})",
+        "arraySlice(arraySort(groupArrayIf((ts, type, if(type = 'pageview', path, name)),"
+        f" type IN ('pageview', 'custom'))), 1, {MAX_SESSION_STEP_EVENTS})",
+    ),
+)
+# What step 7 adds to sessions, written by the loader: (name, ClickHouse type, aggregate, a tombstone's value).
+SESSION_STEP_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "step_seq",
+        f"Array({_STEP_ITEM}) CODEC(ZSTD(1))",
+        f"arraySlice(arraySort(groupArrayArray(step_seq)), 1, {MAX_SESSION_STEP_EVENTS})",
+        "[]",
     ),
 )

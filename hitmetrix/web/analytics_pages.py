@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hitmetrix.analytics import overview
+from hitmetrix.analytics.frustration_query import pages_with_most_frustration
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.observe.metrics import timed
@@ -145,6 +146,9 @@ async def overview_page(request: Request) -> Response:
         finish_range(context, query.date_from, query.date_to)
         now_ms = int(now_of(runtime).timestamp() * 1000)
         context["visitors_now"] = await run(timed("visitors_now", visitors_now), runtime.store, project.id, now_ms)
+        context["frustration"] = await run(
+            timed("frustration", pages_with_most_frustration), runtime.store, project.id, query, context["time_zone"]
+        )
         context["answer"] = answer
         context["kpis"] = kpis(answer)
         context["lists"] = rows_of(answer, links)

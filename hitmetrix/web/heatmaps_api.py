@@ -22,6 +22,7 @@ from hitmetrix.web.analytics_api import OPENAPI_PATHS as OVERVIEW_PATHS
 from hitmetrix.web.analytics_api import today_in
 from hitmetrix.web.api import bad_parameter, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
+from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
 
 
@@ -31,6 +32,7 @@ async def get_heatmap(request: Request) -> Response:
     zone = project.time_zone or "UTC"
     try:
         query = heatmaps.HeatmapQuery.from_query(request.query_params, today_in(zone, now_of(runtime)))
+        query = await resolve_cohort(request, query)
         answer = await run(timed("heatmap", heatmaps.heatmap), runtime.store, project.id, query, zone)
     except BadParameter as exc:
         return bad_parameter(exc)

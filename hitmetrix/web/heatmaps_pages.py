@@ -20,6 +20,7 @@ from hitmetrix.observe.metrics import timed
 from hitmetrix.store.clickhouse import EventStore
 from hitmetrix.web.analytics_chrome import FILTER_PARAMS, RANGE_PARAMS, chrome_context, finish_range
 from hitmetrix.web.auth import guard, runtime_of
+from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
 from hitmetrix.web.render import templates
 from hitmetrix.web.security import replay_origins, replay_page_headers
@@ -63,12 +64,12 @@ async def heatmap_page(request: Request) -> Response:
     )
     status = 200
     try:
-        base = overview.OverviewQuery.from_query(params, context["today"])
+        base = await resolve_cohort(request, overview.OverviewQuery.from_query(params, context["today"]))
         finish_range(context, base.date_from, base.date_to)
         if not context["page_pattern"]:
             context["suggestions"] = await run(timed("heatmap_pages", top_pages), runtime.store, project.id, base, zone)
         else:
-            query = heatmaps.HeatmapQuery.from_query(params, context["today"])
+            query = await resolve_cohort(request, heatmaps.HeatmapQuery.from_query(params, context["today"]))
             answer = await run(timed("heatmap", heatmaps.heatmap), runtime.store, project.id, query, zone)
             context["answer"] = answer
             role = principal.role_in(project.id)

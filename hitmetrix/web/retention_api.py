@@ -1,5 +1,6 @@
-"""Retention and paths under /api/v1/projects/{id}/…: the cohort grid, the Sankey of walks from (or to) a page, and
-the sessions that walked one of its edges, as JSON (their OpenAPI part is here too).
+"""Retention and paths under /api/v1/projects/{id}/…: the cohort grid and the sessions behind one of its cells, the
+Sankey of walks from (or to) a page and the sessions that walked one of its edges, as JSON (their OpenAPI part is
+here too).
 
 Read endpoints for any member of the project (viewer and up), with the overview's date range and filters (kept in
 the URL, so a view is a link) and ``compare=previous`` (the same answer for the days just before, beside it);
@@ -10,6 +11,7 @@ days and periods are those of the project's time zone; a bad parameter is a 400 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from starlette.requests import Request
@@ -79,6 +81,38 @@ async def get_retention(request: Request) -> Response:
     return json_response(answer)
 
 
+def cell_answer(
+    store: EventStore, project_id: int, query: retention.RetentionQuery, zone: str, compare: bool,
+    cell: tuple[dt.date, int] | None = None, page: int = 1,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The grid (with ``compare``, the previous period's under ``previous``) and, given a cell (cohort start,
+    offset), one page of the sessions behind it."""
+    answer = retention_answer(store, project_id, query, zone, compare)
+    listed = None
+    if cell is not None:
+        listed = timed("retention_sessions", retention.cohort_sessions)(store, project_id, query, *cell, page,
+                                                                        retention.DEFAULT_PAGE_SIZE, zone)
+    return answer, listed
+
+
+@guard("viewer", api=True)
+async def get_retention_sessions(request: Request) -> Response:
+    runtime, project = runtime_of(request), project_of(request)
+    zone = project.time_zone or "UTC"
+    params = request.query_params
+    try:
+        query = retention.RetentionQuery.from_query(params, today_in(zone, now_of(runtime)))
+        query = await resolve_cohort(request, query)
+        cohort_start, offset = retention.parse_cell(params, query)
+        page = param.whole_number(params, "page", 1, 1, retention.MAX_PAGE)
+        page_size = param.whole_number(params, "page_size", retention.DEFAULT_PAGE_SIZE, 1, retention.MAX_PAGE_SIZE)
+        answer = await run(timed("retention_sessions", retention.cohort_sessions), runtime.store, project.id, query,
+                           cohort_start, offset, page, page_size, zone)
+    except BadParameter as exc:
+        return bad_parameter(exc)
+    return json_response(answer)
+
+
 @guard("viewer", api=True)
 async def get_paths(request: Request) -> Response:
     runtime, project = runtime_of(request), project_of(request)
@@ -113,6 +147,7 @@ async def get_path_sessions(request: Request) -> Response:
 
 ROUTES: list[BaseRoute] = [
     Route("/api/v1/projects/{project_id:int}/retention", get_retention, methods=["GET"]),
+    Route("/api/v1/projects/{project_id:int}/retention/sessions", get_retention_sessions, methods=["GET"]),
     Route("/api/v1/projects/{project_id:int}/paths", get_paths, methods=["GET"]),
     Route("/api/v1/projects/{project_id:int}/paths/sessions", get_path_sessions, methods=["GET"]),
 ]
@@ -147,6 +182,19 @@ _PATH_PARAMETERS = [
      "schema": {"type": "array", "maxItems": paths.MAX_GROUP_RULES,
                 "items": {"type": "string", "maxLength": paths.MAX_GROUP_RULE_CHARS}}},
 ]
+_RETENTION_PARAMETERS = [
+    *_FILTERS,
+    _q("period", "day, week or month", {"type": "string", "enum": list(retention.PERIODS)}),
+    _q("periods", "periods after the cohort's",
+       {"type": "integer", "minimum": 1, "maximum": retention.MAX_PERIOD_COUNT,
+        "default": retention.DEFAULT_PERIOD_COUNT}),
+    _q("identity", "count browsers (anonymous) or identified users (user)",
+       {"type": "string", "enum": list(retention.IDENTITIES)}),
+    _q("start_page", f"the cohort starts at a session that viewed {_CONDITION}", _TEXT),
+    _q("start_event", "… or sent this custom event", _TEXT),
+    _q("return_page", f"a return is a session that viewed {_CONDITION}", _TEXT),
+    _q("return_event", "… or sent this custom event", _TEXT),
+]
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/projects/{project_id}/retention": {
         "get": {
@@ -155,19 +203,27 @@ OPENAPI_PATHS: dict[str, Any] = {
             "description": "Read from the per-session rows the loader writes; periods are days, weeks (Monday) or "
             "months of the project's time zone; cell 0 is the cohort's size.",
             "security": [{"bearer": []}],
+            "parameters": [*_RETENTION_PARAMETERS, _COMPARE],
+            "responses": _RESPONSES,
+        }
+    },
+    "/api/v1/projects/{project_id}/retention/sessions": {
+        "get": {
+            "summary": "The sessions behind one cell of a retention answer (oldest first), each with its replay",
+            "description": "The cell's visitors are those of the cohort starting on `cohort_start`; offset 0 lists "
+            "their sessions in the cohort's own period that start a cohort, offset k their returning sessions k "
+            "periods later (the sessions the grid counts). A replay opens just before the session's first page or "
+            "event that the start (offset 0) or return condition names.",
+            "security": [{"bearer": []}],
             "parameters": [
-                *_FILTERS,
-                _COMPARE,
-                _q("period", "day, week or month", {"type": "string", "enum": list(retention.PERIODS)}),
-                _q("periods", "periods after the cohort's",
-                   {"type": "integer", "minimum": 1, "maximum": retention.MAX_PERIOD_COUNT,
-                    "default": retention.DEFAULT_PERIOD_COUNT}),
-                _q("identity", "count browsers (anonymous) or identified users (user)",
-                   {"type": "string", "enum": list(retention.IDENTITIES)}),
-                _q("start_page", f"the cohort starts at a session that viewed {_CONDITION}", _TEXT),
-                _q("start_event", "… or sent this custom event", _TEXT),
-                _q("return_page", f"a return is a session that viewed {_CONDITION}", _TEXT),
-                _q("return_event", "… or sent this custom event", _TEXT),
+                *_RETENTION_PARAMETERS,
+                {**_q("cohort_start", "the first day of one of the answer's cohorts (its `cohort`)",
+                      {"type": "string", "format": "date"}), "required": True},
+                {**_q("offset", "the cell: periods after the cohort's (0: the cohort's own)",
+                      {"type": "integer", "minimum": 0, "maximum": retention.MAX_PERIOD_COUNT}), "required": True},
+                _q("page", "page number", {"type": "integer", "minimum": 1, "maximum": retention.MAX_PAGE}),
+                _q("page_size", "sessions per page", {"type": "integer", "minimum": 1,
+                                                      "maximum": retention.MAX_PAGE_SIZE}),
             ],
             "responses": _RESPONSES,
         }

@@ -1,5 +1,5 @@
-"""Dashboard pages for retention (the cohort grid as a heat-coloured table, with its curve) and paths (the Sankey of
-walks from or to a page, with the sessions that walked one of its edges).
+"""Dashboard pages for retention (the cohort grid as a heat-coloured table, with its curve, and the sessions behind
+one of its cells) and paths (the Sankey of walks from or to a page, with the sessions that walked one of its edges).
 
 Each page renders from the same queries as its JSON endpoint (``hitmetrix.web.retention_api``), inside the bar
 every analytics page shares (``hitmetrix.web.analytics_chrome``): range, comparison and filters in the URL with
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from hitmetrix import timezones
 from hitmetrix.analytics import params as param
 from hitmetrix.analytics import paths, retention
 from hitmetrix.analytics.params import BadParameter
@@ -30,11 +31,12 @@ from hitmetrix.web.analytics_chrome import (
     finish_range,
     wants_compare,
 )
+from hitmetrix.web.analytics_pages import duration_text
 from hitmetrix.web.auth import guard, runtime_of
 from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
 from hitmetrix.web.render import templates
-from hitmetrix.web.retention_api import path_answer, retention_answer
+from hitmetrix.web.retention_api import cell_answer, path_answer
 
 RETENTION_PARAMS = ("period", "periods", "identity", "start_page", "start_event", "return_page", "return_event")
 PATH_PARAMS = ("start", "end", "steps", "limit", "strip_ids", "group")
@@ -111,6 +113,24 @@ def retention_grid(answer: Mapping[str, Any], today: dt.date) -> dict[str, Any]:
     }
 
 
+def link_cells(grid: dict[str, Any], links: Links, opened: tuple[dt.date, int] | None) -> None:
+    """Give each cohort's size and each cell that counts anyone the link to its sessions (this view with the cell
+    added, which the page answers with the sessions panel filled), and mark the cell that is open."""
+    for row in grid["rows"]:
+        row["size_url"] = links.view(cohort_start=row["cohort"], offset="0") + "#hm-rt-sessions" if row[
+            "visitors"] else None
+        row["size_open"] = opened == (dt.date.fromisoformat(row["cohort"]), 0)
+        for cell in row["cells"]:
+            cell["url"] = (links.view(cohort_start=row["cohort"], offset=str(cell["period"])) + "#hm-rt-sessions"
+                           if cell["visitors"] and not cell["future"] else None)
+            cell["open"] = opened == (dt.date.fromisoformat(row["cohort"]), cell["period"])
+
+
+def listed_rows(listed: Mapping[str, Any], zone: str) -> list[dict[str, Any]]:
+    return [{**s, "started": timezones.display(s["started_at_ms"], zone, seconds=True),
+             "duration": duration_text(s["duration_ms"])} for s in listed["sessions"]]
+
+
 @guard("viewer")
 async def retention_page(request: Request) -> Response:
     context = chrome_context(request, "retention", view_params=RETENTION_PARAMS)
@@ -132,15 +152,34 @@ async def retention_page(request: Request) -> Response:
     try:
         query = retention.RetentionQuery.from_query(params, context["today"])
         query = await resolve_cohort(request, query)
-        answer = await run(retention_answer, runtime.store, project.id, query, zone, wants_compare(params))
+        # A cell of the grid may be open: its sessions are listed under it (cohort_start and offset).
+        cell = retention.parse_cell(params, query) if params.get("cohort_start") or params.get("offset") else None
+        page = param.whole_number(params, "page", 1, 1, retention.MAX_PAGE)
+        answer, listed = await run(cell_answer, runtime.store, project.id, query, zone, wants_compare(params), cell,
+                                   page)
     except BadParameter as exc:
         context.update(error=str(exc), error_field=exc.parameter)
         status = 400
     else:
         finish_range(context, query.base.date_from, query.base.date_to)
         grid = retention_grid(answer, context["today"])
+        links = context["links"]
+        link_cells(grid, links, cell)
         previous = retention_grid(answer["previous"], context["today"]) if "previous" in answer else None
-        context.update(answer=answer, query=query, grid=grid, previous=previous)
+        context.update(answer=answer, query=query, grid=grid, previous=previous, listed=listed,
+                       page_size=retention.DEFAULT_PAGE_SIZE)
+        if listed is not None and cell is not None:
+            cohort_start, offset = cell
+            here = {"cohort_start": cohort_start.isoformat(), "offset": str(offset)}
+            began = dt.date.fromisoformat(listed["period"]["from"])
+            context.update(
+                listed_rows=listed_rows(listed, zone),
+                listed_cohort=cohort_label(cohort_start, query.period),
+                listed_period=f"{PERIOD_NAMES[query.period].lower()} {offset} ({_period_text(began, query.period)})",
+                more_url=links.view(**here, page=str(page + 1)) + "#hm-rt-sessions" if listed["has_more"] else None,
+                less_url=links.view(**here, page=str(page - 1) if page > 2 else None) + "#hm-rt-sessions"
+                if page > 1 else None,
+            )
         context["island"] = {
             "labels": grid["headers"],
             "series": [{"name": f"{answer['range']['from']} – {answer['range']['to']}",

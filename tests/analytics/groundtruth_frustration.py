@@ -105,8 +105,11 @@ class Session:
 
 
 def _page(url: str) -> str:
-    base, _, fragment = url.partition("#")
-    return url if fragment.startswith(("/", "!/")) else base
+    """A page: its path and its hash route, if any (not its query string, nor an in-page anchor)."""
+    rest = url.split("://", 1)[1]
+    before, _, fragment = rest.partition("#")
+    path = "/" + before.partition("?")[0].partition("/")[2]
+    return path + ("#" + fragment if fragment.startswith(("/", "!/")) else "")
 
 
 class _Writer:

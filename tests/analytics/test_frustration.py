@@ -118,9 +118,11 @@ def test_props_as_text_or_mapping_and_hash_routes() -> None:
     assert props_of(ev("click", 0, rage=1)) == {"rage": 1}
     assert props_of(StoredEvent(event_id="x", type="click", ts=0, client_ts=0, props="[1]")) == {}
     assert props_of(StoredEvent(event_id="x", type="click", ts=0, client_ts=0, props="{bad")) == {}
-    assert page_key("https://a.test/app#/cart") == "https://a.test/app#/cart"
-    assert page_key("https://a.test/app#!/cart") == "https://a.test/app#!/cart"
-    assert page_key("https://a.test/doc#part-2") == "https://a.test/doc"
+    assert page_key("https://a.test/app#/cart") == "/app#/cart"
+    assert page_key("https://a.test/app#!/cart") == "/app#!/cart"
+    assert page_key("https://a.test/doc#part-2") == "/doc"
+    assert page_key("https://a.test/item?id=2") == page_key("https://a.test/item?id=1") == "/item"
+    assert page_key("https://a.test") == "/" and page_key("") == ""
     flags_off = [ev("click", 0, rage=0), ev("click", 10, rage=False), ev("click", 20, dead="yes")]
     assert session_frustration(flags_off).counts == counts()
     assert DEAD in session_frustration([ev("click", 0, dead=1)]).flags[0]

@@ -16,7 +16,6 @@ from hitmetrix.analytics.overview import (
     OverviewQuery,
     breakdowns_query,
     overview,
-    series_query,
     top_pages_query,
     totals_query,
 )
@@ -225,7 +224,6 @@ def test_generated_sql_matches_snapshot() -> None:
     breakdowns, limit_by = breakdowns_query(7, query, "Europe/Berlin")
     cases = {
         "overview_totals.sql": (totals_query(7, query, "Europe/Berlin"), ""),
-        "overview_series.sql": (series_query(7, query, "Europe/Berlin"), ""),
         "overview_top_pages.sql": (top_pages_query(7, query, "Europe/Berlin"), ""),
         "overview_breakdowns.sql": (breakdowns, "\n" + limit_by),
     }

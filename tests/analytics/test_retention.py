@@ -16,7 +16,15 @@ import pytest
 
 from hitmetrix.analytics.overview import OverviewQuery
 from hitmetrix.analytics.params import BadParameter
-from hitmetrix.analytics.retention import RetentionQuery, retention, retention_sql
+from hitmetrix.analytics.retention import (
+    MAX_PAGE_SIZE,
+    RetentionQuery,
+    cohort_sessions,
+    cohort_sessions_sql,
+    parse_cell,
+    retention,
+    retention_sql,
+)
 from hitmetrix.store.tenancy import check_project_scope
 from tests.analytics import groundtruth as gt
 from tests.loader.helpers import World
@@ -54,9 +62,13 @@ def _offset(cohort: dt.date, later: dt.date, period: str) -> int:
     return days // 7 if period == "week" else days
 
 
+def _whole(page: str) -> re.Pattern[str]:
+    return re.compile("^" + ".*".join(re.escape(part) for part in page.split("*")) + "$", re.DOTALL)
+
+
 def _does(s: gt.TruthSession, page: str, event: str) -> bool:
     if page:
-        wanted = re.compile("^" + ".*".join(re.escape(part) for part in page.split("*")) + "$", re.DOTALL)
+        wanted = _whole(page)
         return any(wanted.match(p) for p in s.paths)
     if event:
         return any(e.type == "custom" and e.name == event and e.props for e in s.events)
@@ -254,3 +266,155 @@ def test_generated_sql_matches_snapshot() -> None:
         path.write_text(text)
     assert path.read_text() == text, "generated SQL changed: review and run UPDATE_SNAPSHOTS=1 (retention.sql)"
     check_project_scope(sql)
+
+
+# --- the sessions behind a cell ---------------------------------------------------------------------------
+
+
+def truth_sessions(traffic: gt.Traffic, first: dt.date, last: dt.date, zone: str, period: str, periods: int,
+                   start: tuple[str, str] = ("", ""), returned: tuple[str, str] = ("", ""),
+                   filters: dict[str, str] | None = None) -> dict[tuple[str, int], list[gt.TruthSession]]:
+    """Per cell (cohort, offset): the sessions behind it, oldest first — the cohort's sessions that start a cohort
+    in its own period (offset 0), or its returning sessions k periods later."""
+    tz = zoneinfo.ZoneInfo(zone)
+    low = dt.datetime(first.year, first.month, first.day, tzinfo=tz).timestamp() * 1000
+    after = last + dt.timedelta(days=1)
+    high = dt.datetime(after.year, after.month, after.day, tzinfo=tz).timestamp() * 1000
+    by_visitor: dict[str, list[gt.TruthSession]] = defaultdict(list)
+    for s in traffic.of_project(1):
+        if s.anonymous_id and gt._matches(s, filters or {}):
+            by_visitor[s.anonymous_id].append(s)
+
+    def period_of(s: gt.TruthSession) -> dt.date:
+        return _period(dt.datetime.fromtimestamp(s.started_ms / 1000, dt.UTC).astimezone(tz).date(), period)
+
+    cells: dict[tuple[str, int], list[gt.TruthSession]] = defaultdict(list)
+    for sessions in by_visitor.values():
+        starts = [s for s in sessions if _does(s, *start)]
+        if not starts or not low <= min(s.started_ms for s in starts) < high:
+            continue
+        cohort = period_of(min(starts, key=lambda s: s.started_ms))
+        for s in sessions:
+            k = _offset(cohort, period_of(s), period)
+            if (k == 0 and _does(s, *start)) or (1 <= k <= periods and _does(s, *returned)):
+                cells[(cohort.isoformat(), k)].append(s)
+    return {cell: sorted(found, key=lambda s: (s.started_ms, s.session_id)) for cell, found in cells.items()}
+
+
+def _query(first: dt.date, last: dt.date, period: str, periods: int, start: tuple[str, str] = ("", ""),
+           returned: tuple[str, str] = ("", ""), filters: dict[str, str] | None = None) -> RetentionQuery:
+    return RetentionQuery.from_query({"from": first.isoformat(), "to": last.isoformat(), "period": period,
+                                      "periods": str(periods), "start_page": start[0], "start_event": start[1],
+                                      "return_page": returned[0], "return_event": returned[1], **(filters or {})},
+                                     last)
+
+
+def _every_session(world: World, query: RetentionQuery, cohort: dt.date, offset: int, zone: str,
+                   project_id: int = 1) -> dict[str, Any]:
+    answer = cohort_sessions(world.store, project_id, query, cohort, offset, 1, MAX_PAGE_SIZE, zone)
+    assert not answer["has_more"], "a page holds every session of these cells"
+    return answer
+
+
+SESSION_CASES = [
+    (D(2026, 9, 7), D(2026, 10, 25), "UTC", "week", 8, ("", ""), ("", ""), None),
+    (D(2026, 9, 25), D(2026, 10, 8), "Pacific/Kiritimati", "day", 20, ("", ""), ("", ""), None),
+    (D(2026, 8, 20), D(2026, 11, 3), "America/New_York", "month", 3, ("/pricing", ""), ("/blog/*", ""), None),
+    (D(2026, 9, 7), D(2026, 10, 25), "Europe/Berlin", "week", 6, ("", "signup"), ("", "purchase"),
+     {"device": "desktop"}),
+]
+
+
+@pytest.mark.parametrize(("first", "last", "zone", "period", "periods", "start", "returned", "filters"), SESSION_CASES)
+def test_every_cell_lists_the_sessions_behind_it(
+    world: World, traffic: gt.Traffic, first: dt.date, last: dt.date, zone: str, period: str, periods: int,
+    start: tuple[str, str], returned: tuple[str, str], filters: dict[str, str] | None,
+) -> None:
+    query = _query(first, last, period, periods, start, returned, filters)
+    want = truth_sessions(traffic, first, last, zone, period, periods, start, returned, filters)
+    grid_answer = retention(world.store, 1, query, zone)
+    listed_cells = 0
+    for cohort in grid_answer["cohorts"]:
+        for cell in cohort["cells"]:
+            key = (cohort["cohort"], cell["period"])
+            got = _every_session(world, query, D.fromisoformat(key[0]), key[1], zone)
+            expected = want.get(key, [])
+            assert [s["session_id"] for s in got["sessions"]] == [s.session_id for s in expected], key
+            assert got["total"] == len(expected)
+            # The list is the cell: its visitors are the ones the grid counts.
+            assert got["visitors"] == len({s["visitor"] for s in got["sessions"]}) == cell["visitors"], key
+            listed_cells += bool(expected)
+    assert listed_cells > periods // 2, "the case has cells with sessions"
+    assert any(k > 0 for k, found in ((k, f) for (_, k), f in want.items()) if found), "and returns"
+
+
+def test_a_replay_opens_at_the_returning_page(world: World, traffic: gt.Traffic) -> None:
+    first, last, zone = D(2026, 9, 7), D(2026, 10, 25), "UTC"
+    for returned in (("/blog/*", ""), ("", "add_to_cart")):
+        query = _query(first, last, "week", 8, returned=returned)
+        want = truth_sessions(traffic, first, last, zone, "week", 8, returned=returned)
+        moved = 0
+        for (cohort, offset), expected in want.items():
+            if offset == 0:
+                continue
+            got = _every_session(world, query, D.fromisoformat(cohort), offset, zone)
+            for s, truth_session in zip(got["sessions"], expected, strict=True):
+                at_ms = min(e.ts for e in truth_session.events if (
+                    e.type == "pageview" and _whole(returned[0]).match(gt._path(e.url)) is not None
+                    if returned[0] else e.type == "custom" and e.name == returned[1]))
+                at_s = max(0, (at_ms - 2_000 - truth_session.started_ms) // 1000)
+                assert (s["replay_at_s"], s["replay_url"]) == (
+                    at_s, f"/projects/1/sessions/{truth_session.session_id}?t={at_s}")
+                moved += at_s > 0
+        assert moved > 0, returned
+    # The cohort's own sessions under "first seen" open at their start.
+    own = _every_session(world, _query(first, last, "week", 8), D(2026, 9, 14), 0, zone)
+    assert own["sessions"] and all(s["replay_url"].endswith("?t=0") for s in own["sessions"])
+
+
+def test_sessions_are_paged(world: World) -> None:
+    first, last = D(2026, 9, 7), D(2026, 10, 25)
+    query = _query(first, last, "week", 8)
+    everything = _every_session(world, query, D(2026, 9, 7), 0, "UTC")
+    assert everything["total"] > 7
+    paged: list[str] = []
+    page = 1
+    while True:
+        got = cohort_sessions(world.store, 1, query, D(2026, 9, 7), 0, page, 3, "UTC")
+        assert got["total"] == everything["total"] and got["visitors"] == everything["visitors"]
+        paged += [s["session_id"] for s in got["sessions"]]
+        if not got["has_more"]:
+            break
+        page += 1
+    assert paged == [s["session_id"] for s in everything["sessions"]]
+    past = cohort_sessions(world.store, 1, query, D(2026, 9, 7), 0, page + 5, 3, "UTC")
+    assert past["sessions"] == [] and past["total"] == everything["total"] and not past["has_more"]
+    assert (past["period"], everything["period"]) == ({"from": "2026-09-07", "to": "2026-09-13"},) * 2
+
+
+def test_cell_sessions_of_other_projects_are_not_listed(world: World) -> None:
+    first, last = D(2026, 9, 7), D(2026, 10, 25)
+    query = _query(first, last, "week", 8)
+    assert _every_session(world, query, D(2026, 9, 7), 0, "UTC")["total"] > 0
+    assert _every_session(world, query, D(2026, 9, 7), 0, "UTC", project_id=3)["total"] == 0
+    sql, _ = cohort_sessions_sql(1, query, D(2026, 9, 7), 2, 1, 50, "UTC")
+    check_project_scope(sql)
+
+
+def test_bad_cells_are_named() -> None:
+    query = _query(D(2026, 9, 7), D(2026, 10, 25), "week", 8)
+    assert parse_cell({"cohort_start": "2026-09-14", "offset": "8"}, query) == (D(2026, 9, 14), 8)
+    for params, field in (
+        ({"offset": "1"}, "cohort_start"),
+        ({"cohort_start": "2026-09-15", "offset": "1"}, "cohort_start"),  # a Tuesday: no week starts there
+        ({"cohort_start": "2026-08-31", "offset": "1"}, "cohort_start"),  # a week before the range's
+        ({"cohort_start": "2026-10-26", "offset": "1"}, "cohort_start"),
+        ({"cohort_start": "soon", "offset": "1"}, "cohort_start"),
+        ({"cohort_start": "2026-09-14"}, "offset"),
+        ({"cohort_start": "2026-09-14", "offset": "9"}, "offset"),
+        ({"cohort_start": "2026-09-14", "offset": "-1"}, "offset"),
+        ({"cohort_start": "2026-09-14", "offset": "x"}, "offset"),
+    ):
+        with pytest.raises(BadParameter) as caught:
+            parse_cell(params, query)
+        assert caught.value.parameter == field, params

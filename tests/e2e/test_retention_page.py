@@ -1,11 +1,13 @@
 """The retention page in real Chromium against a real server holding the ground-truth traffic: the cohort grid
 shows the generator's own answer, heat-coloured, the curve draws as SVG under the dashboard's CSP, a filter and
 a monthly grid change it to their own answers, the previous period comes beside it, and a 375 px phone scrolls
-the grid sideways, not the page. Screenshots in test-artifacts/retention/."""
+the grid sideways, not the page. A cell (and a cohort's size) opens exactly the sessions behind it, one click
+from their replay. Screenshots in test-artifacts/retention/."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,11 +17,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from tests.analytics import groundtruth as gt
 from tests.analytics import test_retention as retention_truth
-from tests.e2e.dashboard import Member, demo_member, sign_in
+from tests.e2e.dashboard import Member, demo_member, sign_in, wait_replay_loaded
+from tests.e2e.test_funnels_page import REPLAY_FRAME, with_recordings
 from tests.support import REPO, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +44,8 @@ def load_into(data_dir: Path, project_id: int) -> None:
 
     runtime = open_runtime(data_dir)
     try:
-        traffic = gt.generate(seed=SEED, visitors=VISITORS, project_ids=(project_id, project_id + 1))
+        # Recordings too, so a listed session's replay has something to show.
+        traffic = with_recordings(gt.generate(seed=SEED, visitors=VISITORS, project_ids=(project_id, project_id + 1)))
         gt.load(traffic, data_dir.parent / "groundtruth-spool", runtime.store, runtime.blobs)
     finally:
         close_runtime(runtime)
@@ -169,6 +173,66 @@ def test_the_grid_is_the_ground_truth_and_filters_change_it(browser: Browser, lo
     assert problems == [], problems
 
 
+def listed_sessions(page: Page) -> list[str]:
+    return page.eval_on_selector_all("#hm-rt-sessions tr[data-session]", "els => els.map(e => e.dataset.session)")
+
+
+def test_a_cell_opens_its_sessions_one_click_from_their_replay(
+    browser: Browser, loaded: Loaded, artifacts: Path
+) -> None:
+    page, problems = open_page(browser, loaded, 1280)
+    base = f"{loaded.server.url}/projects/{loaded.member.project_id}/retention"
+    page.goto(f"{base}?from={FIRST}&to={LAST}&return_page=/blog/*")
+    wait_drawn(page)
+    cells = retention_truth.truth_sessions(loaded.traffic, FIRST, LAST, "UTC", "week", 8, returned=("/blog/*", ""))
+    out = artifacts / "retention"
+    out.mkdir(exist_ok=True)
+
+    # A cohort's size: its sessions in its first week.
+    cohort = min(c for c, k in cells if k == 0)
+    page.click(f"#hm-rt-grid tr[data-cohort='{cohort}'] td.hm-rt-size a")
+    page.wait_for_function("() => window.hmRetention.opened === 1", timeout=20_000)
+    assert listed_sessions(page) == [s.session_id for s in cells[(cohort, 0)]][:50]
+    assert parse_qs(urlsplit(page.url).query)["offset"] == ["0"]
+
+    # A cell of returns: the cell with the most returning sessions, listed in the panel under the grid, marked.
+    (cohort, offset), returning = max(((cell, found) for cell, found in cells.items() if cell[1] > 0),
+                                      key=lambda item: (len(item[1]), item[0]))
+    assert len(returning) > 1
+    page.click(f"#hm-rt-grid tr[data-cohort='{cohort}'] td.hm-rt-cell[data-period='{offset}'] a")
+    page.wait_for_function("() => window.hmRetention.opened === 2", timeout=20_000)
+    query = parse_qs(urlsplit(page.url).query)
+    assert (query["cohort_start"], query["offset"], query["return_page"]) == ([cohort], [str(offset)], ["/blog/*"])
+    assert listed_sessions(page) == [s.session_id for s in returning][:50]
+    visitors = len({s.anonymous_id for s in returning})
+    expect(page.locator("#hm-rt-sessions h2")).to_contain_text(f"{len(returning)} sessions of {visitors} visitor")
+    opened = page.locator(f"#hm-rt-grid tr[data-cohort='{cohort}'] td.hm-rt-cell[data-period='{offset}']")
+    expect(opened).to_have_class(re.compile(r"\bis-open\b"))
+    assert page.locator("#hm-rt-grid .is-open").count() == 1
+    page.evaluate("() => window.scrollTo(0, 0)")  # the sticky header stays on top in the picture
+    page.screenshot(path=str(out / "retention-1280-sessions.png"), full_page=True)
+
+    # One click from its replay, which opens where the session viewed the blog page that made it a return.
+    links = page.eval_on_selector_all("#hm-rt-sessions a.hm-rt-replay", "els => els.map(e => e.href)")
+    at_s = {urlsplit(h).path.rsplit("/", 1)[1]: int(parse_qs(urlsplit(h).query)["t"][0]) for h in links}
+    first = max(at_s, key=lambda sid: (at_s[sid], sid))
+    page.click(f"#hm-rt-sessions tr[data-session='{first}'] a.hm-rt-replay")
+    page.wait_for_url(lambda url: f"/sessions/{first}?t=" in url, timeout=15_000)
+    wait_replay_loaded(page)
+    expect(page.frame_locator(REPLAY_FRAME).locator("#who")).to_have_text(f"Recording of {first}", timeout=15_000)
+    page.wait_for_function(f"() => Math.abs(window.hmReplay.currentTime() - {at_s[first] * 1000}) < 250",
+                           timeout=15_000)
+
+    # Back on the grid, "Close" empties the panel and takes the cell out of the URL.
+    page.go_back()
+    page.wait_for_selector("#hm-rt-sessions tr[data-session]", timeout=20_000)
+    page.click("#hm-rt-sessions a[data-close]")
+    page.wait_for_function("() => !location.search.includes('cohort_start')", timeout=20_000)
+    expect(page.locator("#hm-rt-sessions")).to_contain_text("Click a cell of the grid")
+    assert page.locator("#hm-rt-grid .is-open").count() == 0
+    assert problems == [], problems
+
+
 def test_a_phone_scrolls_the_grid_not_the_page(browser: Browser, loaded: Loaded, artifacts: Path) -> None:
     page, problems = open_page(browser, loaded, 375)
     page.goto(f"{loaded.server.url}/projects/{loaded.member.project_id}/retention?from={FIRST}&to={LAST}&periods=10")
@@ -183,4 +247,13 @@ def test_a_phone_scrolls_the_grid_not_the_page(browser: Browser, loaded: Loaded,
     out = artifacts / "retention"
     out.mkdir(exist_ok=True)
     page.screenshot(path=str(out / "retention-375.png"), full_page=True)
+
+    # A cell's sessions fit too: their table scrolls inside its box.
+    page.goto(f"{loaded.server.url}/projects/{loaded.member.project_id}/retention?from={FIRST}&to={LAST}"
+              f"&cohort_start={FIRST}&offset=1")
+    wait_drawn(page)
+    assert listed_sessions(page), "week 1 of the first cohort has returns"
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page is {widths[0]} px wide on a {widths[1]} px screen"
+    page.screenshot(path=str(out / "retention-375-sessions.png"), full_page=True)
     assert problems == [], problems

@@ -153,6 +153,8 @@ def test_a_cohort_is_built_opened_and_filters_the_overview(browser: Browser, loa
     page.select_option("select[name=c0_type]", "behaviour")
     assert page.is_visible("input[name=c0_path]") and not page.is_visible("input[name=c0_value]"), \
         "a behaviour row shows its own fields"
+    assert page.is_visible("select[name=c1_type]") and not page.is_visible("select[name=c2_type]"), \
+        "one unused row at a time"
     page.select_option("select[name=c0_kind]", "pageview")
     page.fill("input[name=c0_path]", "/pricing")
     page.fill("input[name=c0_days]", "7")

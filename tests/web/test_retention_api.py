@@ -20,7 +20,7 @@ from tests.web.helpers import client, make_user, sign_in
 
 pytestmark = pytest.mark.anyio
 ZONE = "Asia/Kolkata"
-ENDPOINTS = ("retention", "paths", "paths/sessions")
+ENDPOINTS = ("retention", "retention/sessions", "paths", "paths/sessions")
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,39 @@ async def test_a_viewer_reads_retention_paths_and_an_edges_sessions(
         assert replay.status_code == 200
 
 
+async def test_a_viewer_reads_the_sessions_behind_a_retention_cell(
+    app: Starlette, shop: int, traffic: gt.Traffic
+) -> None:
+    first, last = dt.date(2026, 9, 7), dt.date(2026, 10, 25)
+    params = {"from": first.isoformat(), "to": last.isoformat(), "period": "week", "periods": "4",
+              "return_page": "/blog/*"}
+    want = retention_truth.truth_sessions(traffic, first, last, ZONE, "week", 4, returned=("/blog/*", ""))
+    (cohort, offset), expected = max(((cell, found) for cell, found in want.items() if cell[1] > 0),
+                                     key=lambda item: (len(item[1]), item[0]))
+    assert len(expected) >= 2, "a cell with a few returning sessions"
+    async with client(app) as c:
+        await sign_in(c, "viewer@example.com")
+        grid = (await c.get(f"/api/v1/projects/{shop}/retention", params=params)).json()
+        cell = next(c for c in grid["cohorts"] if c["cohort"] == cohort)["cells"][offset]
+        listed = await c.get(f"/api/v1/projects/{shop}/retention/sessions",
+                             params={**params, "cohort_start": cohort, "offset": str(offset), "page_size": "1"})
+        assert listed.status_code == 200, listed.text
+        answer = listed.json()
+        assert answer["total"] == len(expected) and answer["visitors"] == cell["visitors"] and answer["has_more"]
+        assert [s["session_id"] for s in answer["sessions"]] == [expected[0].session_id]
+        second = (await c.get(f"/api/v1/projects/{shop}/retention/sessions",
+                              params={**params, "cohort_start": cohort, "offset": str(offset), "page": "2",
+                                      "page_size": "1"})).json()
+        assert [s["session_id"] for s in second["sessions"]] == [expected[1].session_id]
+        replay_url = answer["sessions"][0]["replay_url"]
+        assert replay_url.startswith(f"/projects/{shop}/sessions/{expected[0].session_id}?t=")
+        replay = await c.get(replay_url)
+        assert replay.status_code == 200
+
+
 async def test_signed_out_is_401_and_another_project_is_404(app: Starlette, shop: int) -> None:
-    params = {"start": "/", "edge": "1:/->2:/pricing"}
+    params = {"start": "/", "edge": "1:/->2:/pricing", "from": "2026-09-07", "to": "2026-10-25",
+              "cohort_start": "2026-09-07", "offset": "1"}
     async with client(app) as c:
         for endpoint in ENDPOINTS:
             assert (await c.get(f"/api/v1/projects/{shop}/{endpoint}", params=params)).status_code == 401
@@ -94,6 +125,23 @@ async def test_signed_out_is_401_and_another_project_is_404(app: Starlette, shop
         ("retention", {"start_page": "/", "start_event": "e"}, "start_event"),
         ("retention", {"country": "DEU"}, "country"),
         ("retention", {"from": "2020-01-01", "to": "2022-01-01", "period": "day"}, "from"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "offset": "1"}, "cohort_start"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "cohort_start": "2026-09-08",
+                                "offset": "1"}, "cohort_start"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "cohort_start": "2026-11-02",
+                                "offset": "1"}, "cohort_start"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "cohort_start": "2026-09-31",
+                                "offset": "1"}, "cohort_start"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "cohort_start": "2026-09-07"}, "offset"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "cohort_start": "2026-09-07",
+                                "periods": "2", "offset": "3"}, "offset"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "cohort_start": "2026-09-07",
+                                "offset": "-1"}, "offset"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "cohort_start": "2026-09-07",
+                                "offset": "1", "page": "0"}, "page"),
+        ("retention/sessions", {"from": "2026-09-07", "to": "2026-10-25", "cohort_start": "2026-09-07",
+                                "offset": "1", "page_size": "201"}, "page_size"),
+        ("retention/sessions", {"period": "year", "cohort_start": "2026-09-07", "offset": "1"}, "period"),
         ("paths", {}, "start"),
         ("paths", {"start": "/", "steps": "9"}, "steps"),
         ("paths", {"start": "/", "group": "(?=x)=>/y"}, "group"),
@@ -121,6 +169,7 @@ async def test_quotes_backslashes_and_braces_in_every_parameter_are_data(app: St
     headers = {"Authorization": f"Bearer {runtime.admin_token}"}
     text_params = {
         "retention": ("start_page", "start_event", "return_page", "return_event", "browser", "url", "prop_key"),
+        "retention/sessions": ("start_page", "start_event", "return_page", "return_event", "browser", "url"),
         "paths": ("start", "end", "browser", "url", "utm_source"),
         "paths/sessions": ("start", "end", "edge"),
     }
@@ -129,13 +178,16 @@ async def test_quotes_backslashes_and_braces_in_every_parameter_are_data(app: St
             for name in names:
                 for text in (gt.ODD, "'", "\\", "{}", "{p1:String}", "a\x00b", "\\N"):
                     params = {"from": "2026-09-07", "to": "2026-11-08", name: text}
-                    if endpoint != "retention" and name not in ("start", "end"):
+                    if endpoint.startswith("paths") and name not in ("start", "end"):
                         params["start"] = "/"
+                    if endpoint == "retention/sessions":
+                        params.update(cohort_start="2026-09-07", offset="1")
                     if endpoint == "paths/sessions":
                         params["edge"] = f"1:{text}->2:{text}" if name == "edge" else "1:/->2:/x"
                     answer = await c.get(f"/api/v1/projects/{shop}/{endpoint}", params=params, headers=headers)
                     assert answer.status_code == 200, (endpoint, name, text, answer.text)
-            rule = {"group": f"{gt.ODD}=>{gt.ODD}", "start": "/", "edge": "1:/->2:/x"}
+            rule = {"group": f"{gt.ODD}=>{gt.ODD}", "start": "/", "edge": "1:/->2:/x", "from": "2026-09-07",
+                    "to": "2026-11-08", "cohort_start": "2026-09-07", "offset": "0"}
             answer = await c.get(f"/api/v1/projects/{shop}/{endpoint}", params=rule, headers=headers)
             assert answer.status_code == 200, (endpoint, answer.text)
 
@@ -149,5 +201,9 @@ def test_the_endpoints_are_in_the_openapi_document() -> None:
         assert {"200", "400", "401", "404"} <= set(operation["responses"])
     retention = {p["name"] for p in document["/api/v1/projects/{project_id}/retention"]["get"]["parameters"]}
     assert {"period", "periods", "identity", "start_page", "start_event", "return_page", "return_event"} <= retention
+    cell = document["/api/v1/projects/{project_id}/retention/sessions"]["get"]["parameters"]
+    assert {"period", "periods", "start_page", "return_event", "cohort_start", "offset", "page", "page_size"} <= {
+        p["name"] for p in cell}
+    assert {p["name"] for p in cell if p.get("required")} == {"project_id", "cohort_start", "offset"}
     sessions = {p["name"] for p in document["/api/v1/projects/{project_id}/paths/sessions"]["get"]["parameters"]}
     assert {"start", "end", "steps", "limit", "strip_ids", "group", "edge", "page", "page_size"} <= sessions

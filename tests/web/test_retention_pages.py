@@ -68,7 +68,7 @@ def grid_rows(page: str) -> list[dict[str, Any]]:
     """The cohort rows as rendered: the cohort, its size, and each cell's visitors (None: blank)."""
     rows = []
     for cohort, body in re.findall(r'<tr data-cohort="([^"]+)">(.*?)</tr>', page, re.S):
-        size = re.search(r'<td class="num hm-rt-size">(\d+)</td>', body)
+        size = re.search(r'<td class="num hm-rt-size[^"]*">(?:<a [^>]*>)?(\d+)(?:</a>)?</td>', body)
         assert size, body
         found = re.findall(r'<td class="hm-rt-cell[^"]*"(?:[^>]*?data-visitors="(\d+)")?', body)
         cells = [int(v) if v else None for v in found]
@@ -120,6 +120,57 @@ async def test_periods_not_begun_are_blank_and_left_out_of_the_average(
     average = [round(100 * sum(c["cells"][k]["visitors"] for c in cs) / sum(c["visitors"] for c in cs), 1)
                if sum(c["visitors"] for c in cs) else None for k, cs in enumerate(reached)]
     assert island(page, "retention")["series"][0]["values"] == average and average[-1] is None
+
+
+def cell_links(page: str) -> dict[tuple[str, int], dict[str, list[str]]]:
+    """Each linked cell of the grid (cohort, offset) and its link's parameters."""
+    grid = re.search(r'<table class="hm-rt-grid" id="hm-rt-grid">(.*?)</table>', page, re.S)
+    assert grid
+    links = {}
+    for href in re.findall(r'<a class="hm-rt-link" data-cell-link href="([^"]+)"', grid.group(1)):
+        url = urlsplit(html.unescape(href))
+        assert url.fragment == "hm-rt-sessions"
+        params = parse_qs(url.query)
+        links[(params["cohort_start"][0], int(params["offset"][0]))] = params
+    return links
+
+
+async def test_every_cell_links_to_the_sessions_behind_it(app: Starlette, shop: int, traffic: gt.Traffic) -> None:
+    view = {**RANGE, "return_page": "/blog/*", "device": "desktop"}
+    status, page = await page_of(app, f"/projects/{shop}/retention", view)
+    assert status == 200, page
+    want = retention_truth.truth(traffic, FIRST, LAST, ZONE, "week", 8, returned=("/blog/*", ""),
+                                 filters={"device": "desktop"})
+    links = cell_links(page)
+    # Each cell that counts someone, and each cohort's size (offset 0 twice: the size and "Week 0"), has a link.
+    assert set(links) == {(c["cohort"], cell["period"]) for c in want["cohorts"] for cell in c["cells"]
+                          if cell["visitors"]}
+    assert page.count('data-cell-link href=') == len(links) + sum(
+        1 for c in want["cohorts"] if c["visitors"])
+    # The link keeps the view: its range, filters and return condition.
+    assert all({k: v[0] for k, v in params.items() if k in view} == view for params in links.values())
+    assert 'id="hm-rt-sessions"' in page and "Click a cell of the grid" in page
+
+    sessions = retention_truth.truth_sessions(traffic, FIRST, LAST, ZONE, "week", 8, returned=("/blog/*", ""),
+                                              filters={"device": "desktop"})
+    (cohort, offset), expected_sessions = max(((cell, found) for cell, found in sessions.items() if cell[1] > 0),
+                                              key=lambda item: (len(item[1]), item[0]))
+    status, opened = await page_of(app, f"/projects/{shop}/retention",
+                                   {**view, "cohort_start": cohort, "offset": str(offset)})
+    assert status == 200, opened
+    panel = re.search(r'<section class="card hm-rt-sessions" id="hm-rt-sessions"[^>]*>(.*?)</section>', opened, re.S)
+    assert panel
+    listed = re.findall(r'<tr data-session="([^"]+)">', panel.group(1))
+    assert listed == [s.session_id for s in expected_sessions][:50] and listed
+    replays = re.findall(r'<a class="hm-rt-replay" href="([^"]+)"', panel.group(1))
+    assert [urlsplit(html.unescape(r)).path for r in replays] == [f"/projects/{shop}/sessions/{sid}" for sid in listed]
+    assert all(re.fullmatch(r"t=\d+", urlsplit(html.unescape(r)).query) for r in replays)
+    visitors = len({s.anonymous_id for s in expected_sessions})
+    assert f"{len(expected_sessions)} session{'s' if len(expected_sessions) != 1 else ''} of {visitors} visitor" in (
+        panel.group(1))
+    # The open cell is marked, and the grid is the same grid.
+    assert grid_rows(opened) == grid_rows(page)
+    assert len(re.findall(r'class="[^"]*is-open[^"]*"', opened)) == (2 if offset == 0 else 1)
 
 
 async def test_the_previous_period_comes_beside_the_grid(app: Starlette, shop: int, traffic: gt.Traffic) -> None:
@@ -198,6 +249,10 @@ async def test_paths_default_to_the_home_page_and_compare(app: Starlette, shop: 
         ("retention", {"start_page": "/", "start_event": "e"}, "give start_page or start_event, not both"),
         ("retention", {"from": "2020-01-01", "to": "2022-01-01", "period": "day"}, "at most 400 cohorts"),
         ("retention", {"country": "DEU"}, "country must be a two-letter code"),
+        ("retention", {**RANGE, "cohort_start": "2026-09-08", "offset": "1"},
+         "cohort_start must be the first day of a week from 2026-09-07 to 2026-11-02"),
+        ("retention", {**RANGE, "cohort_start": "2026-09-07"}, "offset is required"),
+        ("retention", {**RANGE, "cohort_start": "2026-09-07", "offset": "9"}, "offset must be a whole number"),
         ("paths", {"start": "/", "end": "/x"}, "give a start page (start) or an end page (end)"),
         ("paths", {"start": "/", "steps": "9"}, "steps must be a whole number from 1 to 8"),
         ("paths", {"start": "/", "group": "(?=x)=>/y"}, "group regex"),

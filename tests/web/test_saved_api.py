@@ -1,6 +1,6 @@
 """Saved views and cohorts through /api/v1 on the real app: viewers read, analysts and owners write (CSRF for
 cookie callers), every change audited; 400s name the field; another project's view or cohort is a 404, and as a
-``cohort=`` filter a 400. A cohort filters the overview, funnels, retention and paths endpoints exactly as the
+``cohort=`` filter a 400. A cohort filters the overview, funnels, retention, paths and heatmaps endpoints as the
 equivalent plain filter does (the generated visitors keep one country each), and its members are the library's."""
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ async def test_a_cohort_filters_every_view_as_the_same_plain_filter_does(app: St
         by_cohort = {**RANGE, "cohort": str(cid)}
         for path, extra in (("overview", {}), ("funnels", {"definition": FUNNEL}),
                             ("funnels/sessions", {"definition": FUNNEL, "step": "2"}),
-                            ("retention", {"period": "week"}), ("paths", {"start": "/"})):
+                            ("retention", {"period": "week"}), ("paths", {"start": "/"}),
+                            ("heatmaps", {"page": "*"})):
             want = await c.get(f"/api/v1/projects/{shop}/{path}", params={**plain, **extra})
             got = await c.get(f"/api/v1/projects/{shop}/{path}", params={**by_cohort, **extra})
             assert want.status_code == got.status_code == 200, (path, got.text)
@@ -174,8 +175,8 @@ async def test_another_projects_cohort_or_view_is_not_found(app: Starlette, shop
             answer = await c.request(method, f"/api/v1/projects/{shop}/{path}", headers=csrf,
                                      json={"name": "stolen"} if method == "PATCH" else None)
             assert answer.status_code == 404, (method, path, answer.text)
-        for view in ("overview", "funnels", "retention", "paths"):
-            params = {"cohort": str(theirs.id), "definition": FUNNEL, "start": "/"}
+        for view in ("overview", "funnels", "retention", "paths", "heatmaps"):
+            params = {"cohort": str(theirs.id), "definition": FUNNEL, "start": "/", "page": "*"}
             answer = await c.get(f"/api/v1/projects/{shop}/{view}", params=params)
             assert answer.status_code == 400, (view, answer.text)
             assert answer.json() == {"error": "no such cohort in this project", "field": "cohort"}

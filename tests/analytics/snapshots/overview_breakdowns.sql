@@ -1,8 +1,19 @@
-SELECT arrayJoin([('entry_pages', toString(entry_path)), ('exit_pages', toString(exit_path)), ('referrers', toString(referrer_domain)), ('utm_sources', toString(utm_source)), ('utm_mediums', toString(utm_medium)), ('utm_campaigns', toString(utm_campaign)), ('countries', toString(country)), ('browsers', toString(browser)), ('oses', toString(os)), ('devices', toString(device_type))]) AS kv,
-       kv.1 AS kind,
-       kv.2 AS value,
-       uniqExact(cityHash64(anonymous_id)) AS visitors,
+SELECT multiIf(grouping(entry_path) = 0, 'entry_pages', grouping(exit_path) = 0, 'exit_pages', grouping(referrer_domain) = 0, 'referrers', grouping(utm_source) = 0, 'utm_sources', grouping(utm_medium) = 0, 'utm_mediums', grouping(utm_campaign) = 0, 'utm_campaigns', grouping(country) = 0, 'countries', grouping(browser) = 0, 'browsers', grouping(os) = 0, 'oses', grouping(device_type) = 0, 'devices', '') AS kind,
+       multiIf(grouping(entry_path) = 0, toString(entry_path), grouping(exit_path) = 0, toString(exit_path), grouping(referrer_domain) = 0, toString(referrer_domain), grouping(utm_source) = 0, toString(utm_source), grouping(utm_medium) = 0, toString(utm_medium), grouping(utm_campaign) = 0, toString(utm_campaign), grouping(country) = 0, toString(country), grouping(browser) = 0, toString(browser), grouping(os) = 0, toString(os), grouping(device_type) = 0, toString(device_type), '') AS value,
+       uniqExact(visitor) AS visitors,
        count() AS session_count
+FROM (
+SELECT cityHash64(anonymous_id) AS visitor,
+       entry_path,
+       exit_path,
+       referrer_domain,
+       utm_source,
+       utm_medium,
+       utm_campaign,
+       country,
+       browser,
+       os,
+       device_type
 FROM hitmetrix.sessions FINAL
 WHERE project_id = {project_id:UInt32}
   AND (is_deleted = 0)
@@ -20,7 +31,8 @@ WHERE project_id = {project_id:UInt32}
   AND (arrayExists(p -> positionCaseInsensitive(p, {p11:String}) > 0, pageview_paths))
   AND (user_id != '')
   AND (arrayExists(p -> p.2 = {p12:String} AND p.3 = {p13:String}, event_props))
-GROUP BY kv
+)
+GROUP BY GROUPING SETS ((entry_path), (exit_path), (referrer_domain), (utm_source), (utm_medium), (utm_campaign), (country), (browser), (os), (device_type))
 HAVING (kind = 'referrers' OR value != '')
 ORDER BY kind, visitors DESC, session_count DESC, value
 LIMIT 10 BY kind

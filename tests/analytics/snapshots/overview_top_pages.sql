@@ -1,6 +1,9 @@
-SELECT arrayJoin(pageview_paths) AS value,
-       uniqExact(cityHash64(anonymous_id)) AS visitors,
+SELECT value,
+       uniqExact(visitor) AS visitors,
        count() AS pageview_sum
+FROM (
+SELECT cityHash64(anonymous_id) AS visitor,
+       pageview_paths
 FROM hitmetrix.sessions FINAL
 WHERE project_id = {project_id:UInt32}
   AND (is_deleted = 0)
@@ -18,6 +21,8 @@ WHERE project_id = {project_id:UInt32}
   AND (arrayExists(p -> positionCaseInsensitive(p, {p11:String}) > 0, pageview_paths))
   AND (user_id != '')
   AND (arrayExists(p -> p.2 = {p12:String} AND p.3 = {p13:String}, event_props))
+)
+ARRAY JOIN pageview_paths AS value
 GROUP BY value
 ORDER BY visitors DESC, pageview_sum DESC, value
 LIMIT 10

@@ -1,13 +1,11 @@
-SELECT uniqExactIf(cityHash64(anonymous_id), started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC')) AS visitors,
-       countIf(started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC')) AS sessions,
-       sumIf(pageviews, started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC')) AS pageview_sum,
-       countIf(started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC') AND pageviews = 1) AS bounces,
-       sumIf(duration_ms, started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC')) AS duration_sum,
-       uniqExactIf(cityHash64(anonymous_id), NOT (started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC'))) AS prev_visitors,
-       countIf(NOT (started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC'))) AS prev_sessions,
-       sumIf(pageviews, NOT (started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC'))) AS prev_pageview_sum,
-       countIf(NOT (started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC')) AND pageviews = 1) AS prev_bounces,
-       sumIf(duration_ms, NOT (started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC'))) AS prev_duration_sum
+SELECT started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC') AS in_range,
+       toString(toDate(started_at, {p15:String})) AS bucket,
+       grouping(bucket) AS is_total,
+       uniqExact(cityHash64(anonymous_id)) AS visitors,
+       count() AS sessions,
+       sum(pageviews) AS pageview_sum,
+       countIf(pageviews = 1) AS bounces,
+       sum(duration_ms) AS duration_sum
 FROM hitmetrix.sessions FINAL
 WHERE project_id = {project_id:UInt32}
   AND (is_deleted = 0)
@@ -25,4 +23,5 @@ WHERE project_id = {project_id:UInt32}
   AND (arrayExists(p -> positionCaseInsensitive(p, {p11:String}) > 0, pageview_paths))
   AND (user_id != '')
   AND (arrayExists(p -> p.2 = {p12:String} AND p.3 = {p13:String}, event_props))
--- params: [('p1', 1786572000000), ('p10', 'autumn'), ('p11', '/cart'), ('p12', 'plan'), ('p13', 'pro'), ('p14', 1789164000000), ('p2', 1791756000000), ('p3', 'DE'), ('p4', 'mobile'), ('p5', 'Chrome'), ('p6', 'iOS'), ('p7', 'google.com'), ('p8', 'news'), ('p9', 'email'), ('project_id', 7)]
+GROUP BY GROUPING SETS ((in_range), (in_range, bucket))
+-- params: [('p1', 1786572000000), ('p10', 'autumn'), ('p11', '/cart'), ('p12', 'plan'), ('p13', 'pro'), ('p14', 1789164000000), ('p15', 'Europe/Berlin'), ('p2', 1791756000000), ('p3', 'DE'), ('p4', 'mobile'), ('p5', 'Chrome'), ('p6', 'iOS'), ('p7', 'google.com'), ('p8', 'news'), ('p9', 'email'), ('project_id', 7)]
