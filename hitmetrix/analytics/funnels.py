@@ -393,13 +393,16 @@ def attempts_sql(project_id: int, query: overview.OverviewQuery, zone: str, defi
     if reads_sessions_only(definition):
         sq = sequence_query(project_id, query, zone, definition)
         first_ms, last_ms = day_range_ms(query.date_from, query.date_to, zone)
-        items, best = best_attempt_sql(definition, sq.bind(first_ms, "Int64"), sq.bind(last_ms, "Int64"))
-        # Sessions none of whose events fill a step skip the array work.
+        first, last = sq.bind(first_ms, "Int64"), sq.bind(last_ms, "Int64")
+        items, best = best_attempt_sql(definition, first, last)
+        # Sessions where no attempt can start (no event in the range that fills step 1, or for ``any`` any step)
+        # skip the array work.
+        opens = "x.2 != 0" if definition.order == "any" else "bitTest(x.2, 0)"
         sql = (
             "SELECT session_id, anonymous_id, breakdown_value, times\n"
             f"FROM (SELECT session_id, anonymous_id, breakdown_value, {best} AS times\n"
             f"FROM (SELECT session_id, anonymous_id, breakdown_value, seq, {', '.join(items)}\n"
-            f"FROM ({sq.sql()}) WHERE notEmpty(seq)))\n"
+            f"FROM ({sq.sql()}) WHERE arrayExists(x -> {opens} AND x.1 >= {first} AND x.1 < {last}, seq)))\n"
             "WHERE length(times) > 0"
         )
         return sql, sq.params

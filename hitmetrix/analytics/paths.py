@@ -125,23 +125,28 @@ def cleaned_sql(q: ScopedSelect, query: PathsQuery) -> str:
     return cleaned
 
 
+def _without_repeats(array: str) -> str:
+    """``array`` with each element equal to the one before it left out: compared with the array shifted by one,
+    not by indexing the array inside the lambda (which would copy the whole array for every element)."""
+    return (f"arrayFilter((x, before, i) -> i = 1 OR x != before, {array},"
+            f" arrayPushFront(arrayPopBack({array}), ''), arrayEnumerate({array}))")
+
+
 def walks_query(project_id: int, query: PathsQuery, zone: str) -> ScopedSelect:
     """Sessions of the range (filtered) with their cleaned walk from the start (or back from the end) page."""
     q = scoped_sessions(project_id, query.base, query.base.date_from, zone)
     cleaned = cleaned_sql(q, query)
     anchor = q.bind(query.start or query.end, "String")
-    q.select(
-        "session_id",
-        f"{cleaned} AS cleaned",
-        "arrayFilter((x, i) -> i = 1 OR x != cleaned[i - 1], cleaned, arrayEnumerate(cleaned)) AS walked",
-        f"indexOf(walked, {anchor}) AS anchor_index",
-    )
+    # The first visit of the anchor starts a run of it, so only the pages after it (before it) need their repeats
+    # dropped: the walk is the same as cutting it from the whole session's walk.
+    q.select("session_id", f"{cleaned} AS cleaned", f"indexOf(cleaned, {anchor}) AS anchor_index")
     if query.start:
-        q.select(f"arraySlice(walked, anchor_index, {int(query.steps) + 1}) AS walk")
+        q.select(f"arraySlice({_without_repeats('arraySlice(cleaned, anchor_index)')}, 1, {int(query.steps) + 1})"
+                 " AS walk")
     else:
         q.select(
-            f"arrayReverse(arraySlice(walked, greatest(1, anchor_index - {int(query.steps)}),"
-            f" anchor_index - greatest(1, anchor_index - {int(query.steps)}) + 1)) AS walk"
+            f"{_without_repeats('arraySlice(cleaned, 1, anchor_index)')} AS walked",
+            f"arrayReverse(arraySlice(walked, greatest(1, length(walked) - {int(query.steps)}))) AS walk",
         )
     q.where("anchor_index > 0")
     return q

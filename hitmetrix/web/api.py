@@ -8,6 +8,7 @@ helpers here (answers, errors, bodies) serve the other API modules too.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -20,6 +21,7 @@ from hitmetrix.analytics import params, sessions
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.observe.metrics import timed
 from hitmetrix.web.auth import guard, principal_of, project_of, record, runtime_of
+from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -79,6 +81,9 @@ async def list_sessions(request: Request) -> Response:
     try:
         limit = params.whole_number(query, "limit", sessions.DEFAULT_PAGE_SIZE, 1, sessions.MAX_PAGE_SIZE)
         filters = sessions.SessionFilters.from_query(query)
+        if dict(filters.analytics).get("cohort"):
+            resolved = await resolve_cohort(request, filters.overview_query())
+            filters = dataclasses.replace(filters, cohort=resolved.cohort)
         rows, next_cursor = await run(
             timed("session_list", sessions.list_sessions),
             runtime.store,

@@ -15,6 +15,7 @@ import pytest
 
 from hitmetrix.analytics.query import ScopedSelect, bound_value
 from hitmetrix.store.clickhouse import ChdbStore
+from hitmetrix.store.tenancy import check_project_scope
 
 ODD_TEXT = ["'", '"', "\\", "a\\b", "a\\", "\\N", "\\'", "{}", "{p1:String}", "\x00", "a\x00b", "a\tb", "a\nb",
             "a\rb", "\\0", "\\\\", "é\u2028😀", "x" * 10_000]
@@ -60,3 +61,22 @@ def test_a_project_id_past_uint32_is_refused() -> None:
     with pytest.raises(ValueError):
         ScopedSelect(2**32)
     assert ScopedSelect(2**32 - 1).params["project_id"] == 2**32 - 1
+
+
+def test_a_select_over_a_scoped_select_keeps_its_project_and_parameters(store: ChdbStore) -> None:
+    inner = ScopedSelect(1).from_("sessions", final=True)
+    inner.select("session_id", "pageview_paths")
+    inner.where(f"session_id != {inner.bind('x', 'String')}")
+    outer = inner.nested().from_select(inner, array_join="pageview_paths AS page")
+    outer.select("page", "count() AS n")
+    outer.where(f"page != {outer.bind('/', 'String')}")
+    outer.group_by.append("page")
+    sql = outer.sql()
+    check_project_scope(sql)
+    assert sql.count("project_id = {project_id:UInt32}") == 1 and "ARRAY JOIN pageview_paths AS page" in sql
+    assert outer.params == inner.params and set(outer.params) == {"project_id", "p1", "p2"}
+    assert store.query(sql, outer.params) == []  # an empty store: the SQL runs, reading nothing
+    with pytest.raises(ValueError, match="share"):
+        ScopedSelect(1).from_select(inner)
+    with pytest.raises(ValueError, match="same project"):
+        ScopedSelect(2, params=inner.params).from_select(inner)

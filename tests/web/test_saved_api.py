@@ -151,7 +151,8 @@ async def test_a_cohort_filters_every_view_as_the_same_plain_filter_does(app: St
         for path, extra in (("overview", {}), ("funnels", {"definition": FUNNEL}),
                             ("funnels/sessions", {"definition": FUNNEL, "step": "2"}),
                             ("retention", {"period": "week"}), ("paths", {"start": "/"}),
-                            ("heatmaps", {"page": "*"})):
+                            ("heatmaps", {"page": "*"}), ("trends", {}), ("vitals", {}), ("errors", {}),
+                            ("frustration", {}), ("sessions", {"limit": "200"})):
             want = await c.get(f"/api/v1/projects/{shop}/{path}", params={**plain, **extra})
             got = await c.get(f"/api/v1/projects/{shop}/{path}", params={**by_cohort, **extra})
             assert want.status_code == got.status_code == 200, (path, got.text)

@@ -1,8 +1,8 @@
 SELECT session_id,
        arrayMap(x -> multiIf(match(x, {p4:String}), {p5:String}, match(x, {p6:String}), {p7:String}, x), arrayMap(p -> if(match(p, '[0-9-]'), arrayStringConcat(arrayMap(seg -> if(match(seg, '^[0-9]+$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$') OR (match(seg, '^[0-9a-fA-F]{8,}$') AND match(seg, '[0-9]')), ':id', seg), splitByChar('/', p)), '/'), p), pageview_paths)) AS cleaned,
-       arrayFilter((x, i) -> i = 1 OR x != cleaned[i - 1], cleaned, arrayEnumerate(cleaned)) AS walked,
-       indexOf(walked, {p8:String}) AS anchor_index,
-       arrayReverse(arraySlice(walked, greatest(1, anchor_index - 3), anchor_index - greatest(1, anchor_index - 3) + 1)) AS walk
+       indexOf(cleaned, {p8:String}) AS anchor_index,
+       arrayFilter((x, before, i) -> i = 1 OR x != before, arraySlice(cleaned, 1, anchor_index), arrayPushFront(arrayPopBack(arraySlice(cleaned, 1, anchor_index)), ''), arrayEnumerate(arraySlice(cleaned, 1, anchor_index))) AS walked,
+       arrayReverse(arraySlice(walked, greatest(1, length(walked) - 3))) AS walk
 FROM hitmetrix.sessions FINAL
 WHERE project_id = {project_id:UInt32}
   AND (is_deleted = 0)
