@@ -54,12 +54,17 @@ _DAY = (
 )
 
 
-def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def query_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI query parameter (every analytics view's documentation builds its own with this)."""
     return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
+_q = query_param
+
+
 _MAX_ID = 10**18 - 1  # as hitmetrix.web.openapi.MAX_ID: a longer id matches no route
-_TEXT = {"type": "string", "maxLength": overview.MAX_TEXT_CHARS}
+TEXT_SCHEMA: dict[str, Any] = {"type": "string", "maxLength": overview.MAX_TEXT_CHARS}
+_TEXT = TEXT_SCHEMA
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/projects/{project_id}/overview": {
         "get": {
@@ -95,3 +100,11 @@ OPENAPI_PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+# What every other analytics view's documentation shares with the overview's: its range and filters (not its list
+# length) and its answers (200, 400 naming the parameter, 401, 404).
+VIEW_FILTER_PARAMS: list[dict[str, Any]] = [
+    p for p in OPENAPI_PATHS["/api/v1/projects/{project_id}/overview"]["get"]["parameters"] if p["name"] != "limit"
+]
+VIEW_RESPONSES: dict[str, Any] = OPENAPI_PATHS["/api/v1/projects/{project_id}/overview"]["get"]["responses"]

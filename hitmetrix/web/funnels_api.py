@@ -23,8 +23,7 @@ from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.query import ScopedSelect
 from hitmetrix.observe.metrics import timed
 from hitmetrix.store.clickhouse import EventStore
-from hitmetrix.web.analytics_api import OPENAPI_PATHS as OVERVIEW_PATHS
-from hitmetrix.web.analytics_api import today_in
+from hitmetrix.web.analytics_api import VIEW_FILTER_PARAMS, VIEW_RESPONSES, today_in
 from hitmetrix.web.api import bad_parameter, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
 from hitmetrix.web.cohort_filter import resolve_cohort
@@ -121,9 +120,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/projects/{project_id:int}/funnels/sessions", get_funnel_sessions, methods=["GET"]),
 ]
 
-_FILTERS: list[dict[str, Any]] = OVERVIEW_PATHS["/api/v1/projects/{project_id}/overview"]["get"]["parameters"]
-_COMMON = [p for p in _FILTERS if p["name"] != "limit"]
-_RESPONSES = OVERVIEW_PATHS["/api/v1/projects/{project_id}/overview"]["get"]["responses"]
+_COMMON, _RESPONSES = VIEW_FILTER_PARAMS, VIEW_RESPONSES
 _DEFINITION = {
     "name": "definition", "in": "query",
     "description": "the funnel as JSON: {\"steps\": [2–10 of {\"kind\": \"pageview\", \"match\": "

@@ -18,8 +18,7 @@ from hitmetrix.analytics import heatmaps
 from hitmetrix.analytics.overview import MAX_TEXT_CHARS
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.observe.metrics import timed
-from hitmetrix.web.analytics_api import OPENAPI_PATHS as OVERVIEW_PATHS
-from hitmetrix.web.analytics_api import today_in
+from hitmetrix.web.analytics_api import VIEW_FILTER_PARAMS, VIEW_RESPONSES, today_in
 from hitmetrix.web.api import bad_parameter, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
 from hitmetrix.web.cohort_filter import resolve_cohort
@@ -43,9 +42,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/projects/{project_id:int}/heatmaps", get_heatmap, methods=["GET"]),
 ]
 
-_FILTERS: list[dict[str, Any]] = OVERVIEW_PATHS["/api/v1/projects/{project_id}/overview"]["get"]["parameters"]
-_COMMON = [p for p in _FILTERS if p["name"] != "limit"]
-_RESPONSES = OVERVIEW_PATHS["/api/v1/projects/{project_id}/overview"]["get"]["responses"]
+_COMMON, _RESPONSES = VIEW_FILTER_PARAMS, VIEW_RESPONSES
 _SEMANTICS = (heatmaps.__doc__ or "").split("What a heatmap means — decided here, once:")[-1].split("Reads ")[0]
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/projects/{project_id}/heatmaps": {

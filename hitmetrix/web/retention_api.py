@@ -24,8 +24,7 @@ from hitmetrix.analytics.overview import MAX_TEXT_CHARS, OverviewQuery
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.observe.metrics import timed
 from hitmetrix.store.clickhouse import EventStore
-from hitmetrix.web.analytics_api import OPENAPI_PATHS as OVERVIEW_PATHS
-from hitmetrix.web.analytics_api import today_in
+from hitmetrix.web.analytics_api import TEXT_SCHEMA, VIEW_FILTER_PARAMS, VIEW_RESPONSES, query_param, today_in
 from hitmetrix.web.analytics_chrome import wants_compare
 from hitmetrix.web.api import bad_parameter, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
@@ -152,14 +151,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/projects/{project_id:int}/paths/sessions", get_path_sessions, methods=["GET"]),
 ]
 
-_OVERVIEW = OVERVIEW_PATHS["/api/v1/projects/{project_id}/overview"]["get"]
-_FILTERS: list[dict[str, Any]] = [p for p in _OVERVIEW["parameters"] if p["name"] != "limit"]
-_RESPONSES = _OVERVIEW["responses"]
-_TEXT = {"type": "string", "maxLength": MAX_TEXT_CHARS}
-
-
-def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
+_FILTERS, _RESPONSES, _TEXT, _q = VIEW_FILTER_PARAMS, VIEW_RESPONSES, TEXT_SCHEMA, query_param
 
 
 _COMPARE = _q("compare", "`previous`: the same answer for the same number of days just before, under `previous`",

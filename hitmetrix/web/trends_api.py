@@ -21,8 +21,7 @@ from hitmetrix.analytics import overview, trends
 from hitmetrix.analytics import params as param
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.observe.metrics import timed
-from hitmetrix.web.analytics_api import OPENAPI_PATHS as OVERVIEW_PATHS
-from hitmetrix.web.analytics_api import today_in
+from hitmetrix.web.analytics_api import VIEW_FILTER_PARAMS, VIEW_RESPONSES, today_in
 from hitmetrix.web.api import bad_parameter, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
 from hitmetrix.web.cohort_filter import resolve_cohort
@@ -94,9 +93,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/projects/{project_id:int}/trends/sessions", get_trend_sessions, methods=["GET"]),
 ]
 
-_OVERVIEW = OVERVIEW_PATHS["/api/v1/projects/{project_id}/overview"]["get"]
-_COMMON = [p for p in _OVERVIEW["parameters"] if p["name"] != "limit"]
-_RESPONSES = _OVERVIEW["responses"]
+_COMMON, _RESPONSES = VIEW_FILTER_PARAMS, VIEW_RESPONSES
 _STEP = ("{\"kind\": \"pageview\", \"match\": \"exact\"|\"prefix\"|\"regex\", \"path\": …} | {\"kind\": \"click\", "
          "\"selector\": …, \"text\": …} | {\"kind\": \"submit\", \"selector\": …} | {\"kind\": \"custom\", \"name\": "
          "…, \"props\": {key: value}}")

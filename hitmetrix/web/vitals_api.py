@@ -15,12 +15,10 @@ from starlette.routing import BaseRoute, Route
 
 from hitmetrix.analytics import errors, vitals
 from hitmetrix.analytics import params as param
-from hitmetrix.analytics.overview import MAX_TEXT_CHARS
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.paths import MAX_GROUP_RULE_CHARS, MAX_GROUP_RULES
 from hitmetrix.observe.metrics import timed
-from hitmetrix.web.analytics_api import OPENAPI_PATHS as OVERVIEW_PATHS
-from hitmetrix.web.analytics_api import today_in
+from hitmetrix.web.analytics_api import TEXT_SCHEMA, VIEW_FILTER_PARAMS, VIEW_RESPONSES, query_param, today_in
 from hitmetrix.web.api import bad_parameter, error, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
 from hitmetrix.web.cohort_filter import resolve_cohort
@@ -78,14 +76,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/v1/projects/{project_id:int}/errors/{group}", get_error_group, methods=["GET"]),
 ]
 
-_OVERVIEW = OVERVIEW_PATHS["/api/v1/projects/{project_id}/overview"]["get"]
-_FILTERS: list[dict[str, Any]] = [p for p in _OVERVIEW["parameters"] if p["name"] != "limit"]
-_RESPONSES = _OVERVIEW["responses"]
-_TEXT = {"type": "string", "maxLength": MAX_TEXT_CHARS}
-
-
-def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
+_FILTERS, _RESPONSES, _TEXT, _q = VIEW_FILTER_PARAMS, VIEW_RESPONSES, TEXT_SCHEMA, query_param
 
 
 def _semantics(module: Any, marker: str) -> str:
