@@ -64,8 +64,12 @@ def test_good_batch_is_stored_and_readable(env: tuple[ServerProcess, dict[str, P
     assert [e["type"] for e in detail["events"]] == ["pageview"] * 4
     assert [e["url"] for e in detail["events"]] == [f"https://shop.example/page/{i}" for i in range(4)]
     assert [c["seq"] for c in detail["recording_chunks"]] == [0, 1]
-    listed = server.api(f"/api/v1/projects/{project.id}/sessions").json()["sessions"]
-    assert sid in [s["session_id"] for s in listed]
+    # The list reads the per-session rows the loader writes after a segment's events: polled, as the detail was.
+    def listed() -> bool:
+        rows = server.api(f"/api/v1/projects/{project.id}/sessions").json()["sessions"]
+        return sid in [s["session_id"] for s in rows]
+
+    wait_for(listed, what="session listed")
     recording = server.api(f"/api/v1/projects/{project.id}/sessions/{sid}/recording").json()
     assert [e["type"] for e in recording] == [4, 2, 4, 2]
 
