@@ -265,6 +265,16 @@ def _masks(definition: FunnelDefinition, condition: Any) -> tuple[str, str]:
     return f"toUInt32({step_mask})", f"toUInt32({excl_mask or '0'})"
 
 
+def _key_condition(q: ScopedSelect, step: Step) -> str | None:
+    """``_condition`` for an element ``k`` of ``step_key`` (schema step 8: a hash of kind and path or name), or
+    None when the step needs the text (a prefix or a pattern)."""
+    if step.kind == "pageview" and step.match == "exact":
+        return f"k = cityHash64('pageview', {q.bind(step.path, 'String')})"
+    if step.kind == "custom":
+        return f"k = cityHash64('custom', {q.bind(step.name, 'String')})"
+    return None
+
+
 def sequence_query(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition
                    ) -> ScopedSelect:
     """The sessions query with ``seq`` as ``events_query`` makes it, read off the rows' ``step_seq`` instead of
@@ -272,8 +282,16 @@ def sequence_query(project_id: int, query: overview.OverviewQuery, zone: str, de
     q = sessions_query(project_id, query, zone, definition.breakdown)
     start_ms, end_ms = day_range_ms(query.date_from, query.date_to, zone)
     assert start_ms is not None and end_ms is not None
-    step_mask, excl_mask = _masks(definition, lambda step: _item_condition(q, step))
     low, high = q.bind(start_ms, "Int64"), q.bind(end_ms + definition.window_s * 1000, "Int64")
+    looked_at = (*definition.steps, *(e.step for e in definition.exclusions))
+    if all(_key_condition(q.nested(), s) is not None for s in looked_at):
+        step_mask, excl_mask = _masks(definition, lambda step: _key_condition(q, step))
+        q.select(
+            f"arraySort(arrayFilter(x -> (x.2 != 0 OR x.3 != 0) AND x.1 >= {low} AND x.1 <= {high},"
+            f" arrayMap((t, k) -> (t, {step_mask}, {excl_mask}), step_ms, step_key))) AS seq"
+        )
+        return q
+    step_mask, excl_mask = _masks(definition, lambda step: _item_condition(q, step))
     q.select(
         f"arraySort(arrayFilter(x -> (x.2 != 0 OR x.3 != 0) AND x.1 >= {low} AND x.1 <= {high},"
         f" arrayMap(x -> (toUnixTimestamp64Milli(x.1), {step_mask}, {excl_mask}), step_seq))) AS seq"
@@ -307,29 +325,52 @@ def events_query(project_id: int, query: overview.OverviewQuery, zone: str, defi
 # (Array(Tuple(ms Int64, steps UInt32, exclusions UInt32)), sorted). An attempt is its steps' times, Array(Int64).
 
 
-def _ordered_chains_sql(definition: FunnelDefinition, first_ms: str, last_ms: str) -> list[str]:
-    """Select-list items (``ordered`` or ``strict``) over one session's ``seq``: ``c1`` … ``cN``, for the
-    attempt starting at each position of seq, the position of the event filling step k (0: not reached).
+def _ordered_attempts_sql(definition: FunnelDefinition, first_ms: str, last_ms: str) -> tuple[list[str], str]:
+    """(select-list items, expression) for ``ordered`` and ``strict`` over one session's ``seq``: ``lens`` (per
+    position, how many steps the attempt starting there reaches; 0 if none starts there) and ``aK`` (the time of
+    its step K; position j's own time is step 1's), then the times of the first of the longest as an expression.
 
     Greedy, as the rules say: ``ordered`` takes the first later event that fills the next step, ``strict`` only
-    the very next event; both within the window from the attempt's first event. Vectorised array functions
-    (``nK``: for each position, the next event that fills step K, by ``arrayReverseFill``), not a fold."""
+    the very next event; both within the window from the attempt's first event. Built from the last step back:
+    at each position j, ``dK_M`` is the time of step M of the chain that the first step-K event after j starts
+    (``ordered``: ``arrayReverseFill``; ``strict``: the very next event's), 0 for none; a step-K event's own
+    chain is its time and then ``d(K+1)_M`` at its own position. Only element-wise functions over arrays of
+    numbers: no lambda reads another array by index (ClickHouse would copy that array for every element) and
+    no array of arrays."""
     n, window_ms = len(definition.steps), definition.window_s * 1000
-    items = [
-        "arrayMap(x -> x.1, seq) AS ms",
-        f"arrayMap((x, j) -> if(bitTest(x.2, 0) AND x.1 >= {first_ms} AND x.1 < {last_ms}, j, 0), seq,"
-        " arrayEnumerate(seq)) AS c1",
-    ]
-    for k in range(1, n):
-        if definition.order == "strict":
-            nxt = f"if(bitTest(seq[p + 1].2, {k}), p + 1, 0)"
-        else:
-            items.append(f"arrayReverseFill(x -> x > 0, arrayMap((x, j) -> if(bitTest(x.2, {k}), j, 0), seq,"
-                         f" arrayEnumerate(seq))) AS n{k}")
-            nxt = f"n{k}[p + 1]"
-        items.append(f"arrayMap((p, s) -> if(p = 0, 0, if({nxt} > 0 AND ms[{nxt}] - ms[s] <= {window_ms}, {nxt}, 0)),"
-                     f" c{k}, c1) AS c{k + 1}")
-    return items
+    items: list[str] = []
+
+    def after(k: int, own: str) -> str:
+        """``own`` (values at step-k events, 0 elsewhere) as seen from each position: the first step-k event's
+        strictly after it (``strict``: the next event's)."""
+        if definition.order != "strict":
+            own = f"arrayReverseFill((v, x) -> bitTest(x.2, {k - 1}), {own}, seq)"
+        return f"arrayPushBack(arrayPopFront({own}), 0)"
+
+    for k in range(n, 1, -1):
+        items.append(f"{after(k, f'arrayMap(x -> if(bitTest(x.2, {k - 1}), x.1, 0), seq)')} AS d{k}_{k}")
+        for m in range(k + 1, n + 1):
+            own = f"arrayMap((x, v) -> if(bitTest(x.2, {k - 1}), v, 0), seq, d{k + 1}_{m})"
+            items.append(f"{after(k, own)} AS d{k}_{m}")
+    later = [f"d2_{m}" for m in range(2, n + 1)]
+    params = ", ".join(f"t{m}" for m in range(2, n + 1))
+    # Chain times rise along the chain, so those within the window are a prefix of it.
+    reached = " + ".join(f"(t{m} != 0 AND t{m} - x.1 <= {window_ms})" for m in range(2, n + 1))
+    items.append(
+        f"arrayMap((x, {params}) -> if(bitTest(x.2, 0) AND x.1 >= {first_ms} AND x.1 < {last_ms}, 1 + {reached}, 0),"
+        f" seq, {', '.join(later)}) AS lens"
+    )
+    times = f"[x.1, {params}]"
+    if definition.exclusions:
+        items.append(f"arrayMap((x, len, {params}) -> arraySlice({times}, 1, len), seq, lens, {', '.join(later)})"
+                     " AS attempts")
+        pick = (f"arrayFold((best, a) -> if(length(a) > length(best) AND NOT ({_void_sql(definition)}), a, best),"
+                " attempts, emptyArrayInt64())")
+        return items, pick
+    # Without exclusions no attempt is void: the first of the longest.
+    best = "indexOf(lens, arrayMax(lens))"
+    pick = f"arraySlice([seq[{best}].1, {', '.join(f'{d}[{best}]' for d in later)}], 1, arrayMax(lens))"
+    return items, pick
 
 
 def _any_order_sql(definition: FunnelDefinition) -> str:
@@ -373,17 +414,7 @@ def best_attempt_sql(definition: FunnelDefinition, first_ms: str, last_ms: str) 
         attempts = (f"arrayMap(i -> if(seq[i].2 != 0 AND seq[i].1 >= {first_ms} AND seq[i].1 < {last_ms},"
                     f" {_any_order_sql(definition)}, emptyArrayInt64()), arrayEnumerate(seq)) AS attempts")
         return [attempts], pick
-    n = len(definition.steps)
-    chains = ", ".join(f"c{k}" for k in range(1, n + 1))
-    # Each attempt's times; one that never opened is [] (c1 = 0), and so is a void one when there are exclusions.
-    step_times = ", ".join(f"ms[c{k}]" for k in range(1, n + 1))
-    reached = " + ".join(f"(c{k} > 0)" for k in range(1, n + 1))
-    times = (f"arrayMap(({chains}) -> if(c1 = 0, emptyArrayInt64(), arraySlice([{step_times}], 1, {reached})),"
-             f" {chains}) AS attempts")
-    if not definition.exclusions:
-        # Without exclusions no attempt is void: the first of the longest, without a fold.
-        pick = "attempts[indexOf(arrayMap(a -> length(a), attempts), arrayMax(arrayMap(a -> length(a), attempts)))]"
-    return [*_ordered_chains_sql(definition, first_ms, last_ms), times], pick
+    return _ordered_attempts_sql(definition, first_ms, last_ms)
 
 
 def attempts_sql(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition

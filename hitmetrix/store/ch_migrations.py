@@ -33,6 +33,7 @@ from hitmetrix.store.schema import (
     SESSION_FRUSTRATION_COLUMNS,
     SESSION_FRUSTRATION_MATERIALIZED,
     SESSION_STEP_COLUMNS,
+    SESSION_STEP_KEY_MATERIALIZED,
 )
 
 log = logging.getLogger(__name__)
@@ -474,19 +475,35 @@ def _fill_step_sequences(run: Run, e: Engines) -> None:
     _summarise_again(run, e, SEGMENT_COLUMNS_V7, SESSION_AGGREGATES_V7)
 
 
+# --- step 8: funnel step keys ------------------------------------------------------------------------------
+
+
+def _step_keys(e: Engines) -> list[str]:
+    columns = ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type in SESSION_STEP_KEY_MATERIALIZED)
+    return [f"ALTER TABLE {DATABASE}.sessions{e.cluster} {columns}"]
+
+
+def _materialize_step_keys(run: Run, e: Engines) -> None:
+    """The keys of the rows written before step 8 (rows written after get them as they are written), computed
+    from their own ``step_seq``; waited for, so a funnel right after the upgrade reads them. No row is added."""
+    for name, _ in SESSION_STEP_KEY_MATERIALIZED:
+        run(f"ALTER TABLE {DATABASE}.sessions{e.cluster} MATERIALIZE COLUMN {name} SETTINGS mutations_sync = 2")
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "baseline: events, recordings, session_segments, loaded_segments", _baseline),
     Step(2, "seen_batches: exactly once per client batch id", _seen_batches),
     Step(3, "sessions: one row per session, filled from session_segments", _sessions, _fill_sessions),
     Step(4, "session analytics: ordered pageviews, entry and exit, referrer, UTM, props", _session_analytics,
          _fill_session_analytics),
-    # Placeholders filled in by the work on frustration signals (5) and on analytics read speed (6).
     Step(5, "frustration: rage, dead and error clicks, quick backs, scrolling, cursor per session", _frustration,
          _fill_frustration),
     Step(6, "analytics speed: pre-aggregates the funnel, retention and paths reads use", _analytics_speed,
          _materialize_analytics_speed),
     Step(7, "funnel step sequences: each session's pageviews and custom events in order", _step_sequences,
          _fill_step_sequences),
+    Step(8, "funnel step keys: each session's step sequence as times and hashed kinds and pages", _step_keys,
+         _materialize_step_keys),
 )
 assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
 assert MAX_SESSION_URLS > 0

@@ -359,3 +359,14 @@ SESSION_STEP_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
         "[]",
     ),
 )
+
+# --- step 8: funnel step keys (hitmetrix.analytics.funnels reads them) -----------------------------------------
+# ``step_seq`` again as two arrays of numbers, computed by ClickHouse from it whenever a row is written
+# (MATERIALIZED: never inserted): each item's time in ms and a 64-bit hash of its kind and path or name. A funnel
+# whose steps are exact pages and custom events by name compares numbers instead of reading every item's text:
+# reading these is a fifth of the work of reading ``step_seq``. Two different pages share a hash with a chance
+# of about one in 10^14 per step among a million distinct pages.
+SESSION_STEP_KEY_MATERIALIZED: tuple[tuple[str, str], ...] = (
+    ("step_ms", "Array(Int64) MATERIALIZED arrayMap(x -> toUnixTimestamp64Milli(x.1), step_seq) CODEC(Delta, LZ4)"),
+    ("step_key", "Array(UInt64) MATERIALIZED arrayMap(x -> cityHash64(x.2, x.3), step_seq) CODEC(LZ4)"),
+)

@@ -1,6 +1,7 @@
-"""ClickHouse step 7 (funnel step sequences): the loader writes each session's pageviews and custom events in time
-order, whatever segments they came in; a data directory from before the step upgrades without losing a row, its
-sessions get the same sequences from their events, and funnels answer as before."""
+"""ClickHouse steps 7 and 8 (funnel step sequences, and their keys): the loader writes each session's pageviews and
+custom events in time order, whatever segments they came in; a data directory from before either step upgrades
+without losing a row, its sessions get the same sequences from their events (and their keys from those), and
+funnels answer as before."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hitmetrix.analytics.funnels import FunnelDefinition, funnel, funnel_session
 from hitmetrix.analytics.overview import OverviewQuery
 from hitmetrix.store.ch_migrations import STEPS
 from hitmetrix.store.clickhouse import ChdbStore
-from hitmetrix.store.schema import SEGMENT_STEP_COLUMNS, SESSION_STEP_COLUMNS
+from hitmetrix.store.schema import SEGMENT_STEP_COLUMNS, SESSION_STEP_COLUMNS, SESSION_STEP_KEY_MATERIALIZED
 from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.analytics import groundtruth as gt
 from tests.loader.helpers import World
@@ -26,6 +27,13 @@ FUNNEL = FunnelDefinition.from_json(json.dumps({
     "window_s": 7200,
     "exclusions": [{"kind": "custom", "name": "purchase", "from_step": 1, "to_step": 2}],
 }))
+# The same funnel by exact pages and names (read by their keys, step 8) and by anchored patterns (by their text).
+EXACT = {"steps": [{"kind": "pageview", "path": "/"}, {"kind": "pageview", "path": "/pricing"},
+                   {"kind": "custom", "name": "signup"}], "window_s": 7200,
+         "exclusions": [{"kind": "custom", "name": "purchase", "from_step": 2, "to_step": 3}]}
+PATTERNS = {**EXACT, "steps": [{"kind": "pageview", "match": "regex", "path": "^/$"},
+                               {"kind": "pageview", "match": "regex", "path": "^/pricing$"},
+                               {"kind": "custom", "name": "signup"}]}
 RANGE = OverviewQuery(dt.date(2026, 9, 7), dt.date(2026, 11, 8))
 
 
@@ -60,10 +68,24 @@ def answers(store: ChdbStore) -> list[Any]:
     return [funnel(store, 1, RANGE, FUNNEL), funnel_sessions(store, 1, RANGE, FUNNEL, 2, "dropped", 0, 500)]
 
 
-def as_before_step_7(clickhouse_dir: Path) -> None:
-    """Take away what step 7 added, and its ledger row: a data directory of step 6."""
+def as_before_step_8(clickhouse_dir: Path) -> None:
+    """Take away what step 8 added, and its ledger row: a data directory of step 7."""
     from chdb import session
 
+    ch = session.Session(str(clickhouse_dir))
+    try:
+        for name, _ in SESSION_STEP_KEY_MATERIALIZED:
+            ch.query(f"ALTER TABLE hitmetrix.sessions DROP COLUMN {name}")
+        ch.query("DELETE FROM hitmetrix.schema_migrations WHERE version >= 8")
+    finally:
+        ch.close()
+
+
+def as_before_step_7(clickhouse_dir: Path) -> None:
+    """Take away what steps 7 and 8 added, and their ledger rows: a data directory of step 6."""
+    from chdb import session
+
+    as_before_step_8(clickhouse_dir)
     ch = session.Session(str(clickhouse_dir))
     try:
         for name, _, _, _ in SESSION_STEP_COLUMNS:
@@ -112,3 +134,35 @@ def test_step_7_gives_the_sessions_stored_before_it_their_sequences_and_loses_no
         assert again.migrated == []
     finally:
         again.close()
+
+
+def key_bytes(store: ChdbStore) -> int:
+    """Bytes the sessions table's parts hold of the step keys: 0 while they are only computed when read."""
+    rows = store.query(SYSTEM_QUERY(
+        "SELECT sum(data_compressed_bytes) AS n FROM system.parts_columns WHERE database = 'hitmetrix'"
+        " AND table = 'sessions' AND active AND column IN ('step_ms', 'step_key')"))
+    return int(rows[0]["n"] or 0)
+
+
+def test_step_8_keys_the_sessions_stored_before_it_and_funnels_by_key_equal_funnels_by_text(tmp_path: Path) -> None:
+    exact, patterns = FunnelDefinition.from_json(json.dumps(EXACT)), FunnelDefinition.from_json(json.dumps(PATTERNS))
+    world = World(tmp_path)
+    gt.load(gt.generate(seed=9, visitors=80), tmp_path / "keys-spool", world.store, world.blobs)
+    before = counts(world.store)  # type: ignore[arg-type]
+    by_key = funnel(world.store, 1, RANGE, exact)  # type: ignore[arg-type]
+    by_text = funnel(world.store, 1, RANGE, patterns)  # type: ignore[arg-type]
+    assert by_key["steps"][1]["sessions"] > 0
+    assert by_key == by_text
+    world.close()
+    as_before_step_8(tmp_path / "store")
+
+    store = ChdbStore(tmp_path / "store")
+    try:
+        assert store.migrated == [8]
+        assert counts(store) == before, "no row lost, none counted twice"
+        assert key_bytes(store) > 0, "the keys are stored, not computed on every read"
+        assert funnel(store, 1, RANGE, exact) == by_key
+        assert funnel_sessions(store, 1, RANGE, exact, 2, "dropped", 0, 500) == funnel_sessions(
+            store, 1, RANGE, patterns, 2, "dropped", 0, 500)
+    finally:
+        store.close()
