@@ -286,9 +286,13 @@ def sequence_query(project_id: int, query: overview.OverviewQuery, zone: str, de
     looked_at = (*definition.steps, *(e.step for e in definition.exclusions))
     if all(_key_condition(q.nested(), s) is not None for s in looked_at):
         step_mask, excl_mask = _masks(definition, lambda step: _key_condition(q, step))
+        # One number per item first (steps in the low bits, exclusions above): the items that fill nothing
+        # (most) are dropped before any tuple is made.
+        hit = f"(t, k) -> if(t >= {low} AND t <= {high}, bitOr({step_mask}, bitShiftLeft({excl_mask}, {MAX_STEPS})), 0)"
         q.select(
-            f"arraySort(arrayFilter(x -> (x.2 != 0 OR x.3 != 0) AND x.1 >= {low} AND x.1 <= {high},"
-            f" arrayMap((t, k) -> (t, {step_mask}, {excl_mask}), step_ms, step_key))) AS seq"
+            f"arrayMap({hit}, step_ms, step_key) AS step_hits",
+            f"arraySort(arrayMap((t, h) -> (t, bitAnd(h, {(1 << MAX_STEPS) - 1}), bitShiftRight(h, {MAX_STEPS})),"
+            " arrayFilter((t, h) -> h != 0, step_ms, step_hits), arrayFilter(h -> h != 0, step_hits))) AS seq",
         )
         return q
     step_mask, excl_mask = _masks(definition, lambda step: _item_condition(q, step))
@@ -345,7 +349,7 @@ def _ordered_attempts_sql(definition: FunnelDefinition, first_ms: str, last_ms: 
         strictly after it (``strict``: the next event's)."""
         if definition.order != "strict":
             own = f"arrayReverseFill((v, x) -> bitTest(x.2, {k - 1}), {own}, seq)"
-        return f"arrayPushBack(arrayPopFront({own}), 0)"
+        return f"arrayResize(arrayPopFront({own}), length(seq), 0)"  # [] stays []
 
     for k in range(n, 1, -1):
         items.append(f"{after(k, f'arrayMap(x -> if(bitTest(x.2, {k - 1}), x.1, 0), seq)')} AS d{k}_{k}")
@@ -507,7 +511,7 @@ def funnel(store: EventStore, project_id: int, query: overview.OverviewQuery, de
     grouped = (
         "SELECT grouping(day) AS day_rolled_up, grouping(breakdown_value) AS value_rolled_up, day, breakdown_value,"
         f" {_counts_columns(n)}\n"
-        "FROM (SELECT *, toString(toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})) AS day"
+        "FROM (SELECT times, breakdown_value, toString(toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})) AS day"
         f" FROM ({sql}))\n"
         "GROUP BY GROUPING SETS ((), (day), (breakdown_value))"
     )

@@ -163,10 +163,10 @@ def scoped_sessions(project_id: int, query: OverviewQuery, first: dt.date, zone:
     return q
 
 
-# Visitors are counted by a 64-bit hash of their id: a set of 8-byte numbers per row of a breakdown is half the
-# work of one of strings (which ClickHouse hashes to 16 bytes anyway); two visitors of a million share a hash
-# with a chance of about one in 10^7.
-VISITOR = "cityHash64(anonymous_id)"
+# Visitors are counted by a 64-bit hash of their id (``visitor``, computed when the row is written: schema step
+# 9): a set of 8-byte numbers per row of a breakdown is half the work of one of strings (which ClickHouse hashes
+# to 16 bytes anyway); two visitors of a million share a hash with a chance of about one in 10^7.
+VISITOR = "visitor"
 
 
 def _in_range(q: ScopedSelect, query: OverviewQuery, zone: str) -> str:
@@ -205,11 +205,12 @@ def _bucket_sql(q: ScopedSelect, bucket: str, zone: str) -> str:
 
 
 def top_pages_query(project_id: int, query: OverviewQuery, zone: str) -> ScopedSelect:
-    # The visitor's hash is computed once per session, before ARRAY JOIN makes a row of each of its pageviews.
+    # A row per page of each session (``page_names``, with its views in ``page_counts``: schema step 9), not per
+    # pageview: a page viewed again in the same session adds nothing to its visitors.
     sessions = scoped_sessions(project_id, query, query.date_from, zone)
-    sessions.select(f"{VISITOR} AS visitor", "pageview_paths")
-    q = sessions.nested().from_select(sessions, array_join="pageview_paths AS value")
-    q.select("value", "uniqExact(visitor) AS visitors", "count() AS pageview_sum")
+    sessions.select(VISITOR, "page_names", "page_counts")
+    q = sessions.nested().from_select(sessions, array_join="page_names AS value, page_counts AS views")
+    q.select("value", f"uniqExact({VISITOR}) AS visitors", "sum(views) AS pageview_sum")
     q.group_by.append("value")
     q.order_by += ["visitors DESC", "pageview_sum DESC", "value"]
     q.limit = query.limit
@@ -220,7 +221,7 @@ def breakdowns_query(project_id: int, query: OverviewQuery, zone: str) -> tuple[
     """Every breakdown in one read, a grouping set each: (SQL builder, the LIMIT BY clause to append after its
     ORDER BY)."""
     sessions = scoped_sessions(project_id, query, query.date_from, zone)
-    sessions.select(f"{VISITOR} AS visitor", *dict.fromkeys(BREAKDOWNS.values()))
+    sessions.select(VISITOR, *dict.fromkeys(BREAKDOWNS.values()))
     q = sessions.nested().from_select(sessions)
     # grouping(c) is 0 in the rows of c's own grouping set (standard SQL; ClickHouse's default since 22.11).
     kind = ", ".join(f"grouping({column}) = 0, '{name}'" for name, column in BREAKDOWNS.items())
@@ -228,7 +229,7 @@ def breakdowns_query(project_id: int, query: OverviewQuery, zone: str) -> tuple[
     q.select(
         f"multiIf({kind}, '') AS kind",
         f"multiIf({value}, '') AS value",
-        "uniqExact(visitor) AS visitors",
+        f"uniqExact({VISITOR}) AS visitors",
         "count() AS session_count",
     )
     q.group_by.append("GROUPING SETS (" + ", ".join(f"({column})" for column in BREAKDOWNS.values()) + ")")

@@ -33,6 +33,7 @@ from hitmetrix.store.schema import (
     SESSION_FRUSTRATION_COLUMNS,
     SESSION_FRUSTRATION_MATERIALIZED,
     SESSION_STEP_COLUMNS,
+    SESSION_OVERVIEW_MATERIALIZED,
     SESSION_STEP_KEY_MATERIALIZED,
 )
 
@@ -475,19 +476,29 @@ def _fill_step_sequences(run: Run, e: Engines) -> None:
     _summarise_again(run, e, SEGMENT_COLUMNS_V7, SESSION_AGGREGATES_V7)
 
 
-# --- step 8: funnel step keys ------------------------------------------------------------------------------
+# --- steps 8 and 9: funnel step keys, overview keys (columns ClickHouse computes from others) ----------------
 
 
-def _step_keys(e: Engines) -> list[str]:
-    columns = ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type in SESSION_STEP_KEY_MATERIALIZED)
-    return [f"ALTER TABLE {DATABASE}.sessions{e.cluster} {columns}"]
+def _add_materialized(columns: tuple[tuple[str, str], ...]) -> Callable[[Engines], list[str]]:
+    """A step's DDL: add ``columns`` (name, type with its MATERIALIZED expression) to the sessions table."""
+
+    def ddl(e: Engines) -> list[str]:
+        added = ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type in columns)
+        return [f"ALTER TABLE {DATABASE}.sessions{e.cluster} {added}"]
+
+    return ddl
 
 
-def _materialize_step_keys(run: Run, e: Engines) -> None:
-    """The keys of the rows written before step 8 (rows written after get them as they are written), computed
-    from their own ``step_seq``; waited for, so a funnel right after the upgrade reads them. No row is added."""
-    for name, _ in SESSION_STEP_KEY_MATERIALIZED:
-        run(f"ALTER TABLE {DATABASE}.sessions{e.cluster} MATERIALIZE COLUMN {name} SETTINGS mutations_sync = 2")
+def _materialize(columns: tuple[tuple[str, str], ...]) -> Callable[[Run, Engines], None]:
+    """A step's data: ``columns`` computed for the rows written before the step (rows written after get them as
+    they are written) from the rows' own values; waited for, so a view right after the upgrade reads them. No row
+    is added."""
+
+    def data(run: Run, e: Engines) -> None:
+        for name, _ in columns:
+            run(f"ALTER TABLE {DATABASE}.sessions{e.cluster} MATERIALIZE COLUMN {name} SETTINGS mutations_sync = 2")
+
+    return data
 
 
 STEPS: tuple[Step, ...] = (
@@ -502,8 +513,10 @@ STEPS: tuple[Step, ...] = (
          _materialize_analytics_speed),
     Step(7, "funnel step sequences: each session's pageviews and custom events in order", _step_sequences,
          _fill_step_sequences),
-    Step(8, "funnel step keys: each session's step sequence as times and hashed kinds and pages", _step_keys,
-         _materialize_step_keys),
+    Step(8, "funnel step keys: each session's step sequence as times and hashed kinds and pages",
+         _add_materialized(SESSION_STEP_KEY_MATERIALIZED), _materialize(SESSION_STEP_KEY_MATERIALIZED)),
+    Step(9, "overview keys: each session's visitor hash, and its pages with their view counts",
+         _add_materialized(SESSION_OVERVIEW_MATERIALIZED), _materialize(SESSION_OVERVIEW_MATERIALIZED)),
 )
 assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
 assert MAX_SESSION_URLS > 0

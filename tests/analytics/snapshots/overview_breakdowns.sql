@@ -3,7 +3,7 @@ SELECT multiIf(grouping(entry_path) = 0, 'entry_pages', grouping(exit_path) = 0,
        uniqExact(visitor) AS visitors,
        count() AS session_count
 FROM (
-SELECT cityHash64(anonymous_id) AS visitor,
+SELECT visitor,
        entry_path,
        exit_path,
        referrer_domain,

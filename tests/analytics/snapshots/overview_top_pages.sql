@@ -1,9 +1,10 @@
 SELECT value,
        uniqExact(visitor) AS visitors,
-       count() AS pageview_sum
+       sum(views) AS pageview_sum
 FROM (
-SELECT cityHash64(anonymous_id) AS visitor,
-       pageview_paths
+SELECT visitor,
+       page_names,
+       page_counts
 FROM hitmetrix.sessions FINAL
 WHERE project_id = {project_id:UInt32}
   AND (is_deleted = 0)
@@ -22,7 +23,7 @@ WHERE project_id = {project_id:UInt32}
   AND (user_id != '')
   AND (arrayExists(p -> p.2 = {p12:String} AND p.3 = {p13:String}, event_props))
 )
-ARRAY JOIN pageview_paths AS value
+ARRAY JOIN page_names AS value, page_counts AS views
 GROUP BY value
 ORDER BY visitors DESC, pageview_sum DESC, value
 LIMIT 10
