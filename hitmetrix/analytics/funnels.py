@@ -511,7 +511,8 @@ def funnel(store: EventStore, project_id: int, query: overview.OverviewQuery, de
     grouped = (
         "SELECT grouping(day) AS day_rolled_up, grouping(breakdown_value) AS value_rolled_up, day, breakdown_value,"
         f" {_counts_columns(n)}\n"
-        "FROM (SELECT times, breakdown_value, toString(toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})) AS day"
+        "FROM (SELECT times, breakdown_value,"
+        " toString(toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})) AS day"
         f" FROM ({sql}))\n"
         "GROUP BY GROUPING SETS ((), (day), (breakdown_value))"
     )

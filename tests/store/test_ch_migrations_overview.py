@@ -11,7 +11,6 @@ from hitmetrix.analytics.overview import OverviewQuery, overview
 from hitmetrix.store.ch_migrations import STEPS
 from hitmetrix.store.clickhouse import ChdbStore
 from hitmetrix.store.schema import SESSION_OVERVIEW_MATERIALIZED
-from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.analytics import groundtruth as gt
 from tests.loader.helpers import World
 from tests.store.test_ch_migrations_sequences import counts, stored_bytes
