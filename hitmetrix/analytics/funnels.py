@@ -24,14 +24,17 @@ What a funnel means — decided here, once:
 Reads: when every step and exclusion is a pageview or a custom event without property filters, and the order
 is ``ordered`` or ``any``, only the ``sessions`` rows of the range: each row carries its session's pageviews and
 custom events in time order (``step_seq``, schema step 7, written by the loader; a session keeps its first
-``MAX_SESSION_STEP_EVENTS`` of them). Otherwise (clicks, submits, property filters, ``strict``, which needs every
+``MAX_SESSION_STEP_EVENTS`` of them). When every such step is an exact page or an event name, not even their
+text: the same items as numbers (``step_ms`` and ``step_key``, a hash of kind and page or name, schema step 8),
+compared with the steps' hashes. Otherwise (clicks, submits, property filters, ``strict``, which needs every
 click and submit in between) the ``sessions`` rows (filters, breakdown property) and, from ``events``, only the
 time, session and the columns the steps look at, of the days in the range plus the window, and only events that
 match a step (all four kinds for ``strict``): the events projection ordered by kind and page (schema step 6)
 makes that a read of the steps' ranges. Both give the same per-session array, so the matching is one piece of
 SQL. All of it runs in ClickHouse, one query per answer: per session its matching events as one sorted array,
-every attempt from it with vectorised array functions (a fold only for ``any``), the best one, then counts and
-medians per step, per day and per breakdown value (GROUPING SETS). Nothing per session comes back to Python.
+every attempt from it with element-wise array functions (a fold only for ``any`` and exclusions), the best one,
+then counts and medians per step, per day and per breakdown value (GROUPING SETS). Nothing per session comes
+back to Python.
 ``window_funnel_baseline`` is ClickHouse's ``windowFunnel`` over raw events, for the bench to compare with.
 """
 
@@ -330,9 +333,9 @@ def events_query(project_id: int, query: overview.OverviewQuery, zone: str, defi
 
 
 def _ordered_attempts_sql(definition: FunnelDefinition, first_ms: str, last_ms: str) -> tuple[list[str], str]:
-    """(select-list items, expression) for ``ordered`` and ``strict`` over one session's ``seq``: ``lens`` (per
-    position, how many steps the attempt starting there reaches; 0 if none starts there) and ``aK`` (the time of
-    its step K; position j's own time is step 1's), then the times of the first of the longest as an expression.
+    """(select-list items, expression) for ``ordered`` and ``strict`` over one session's ``seq``: per position of
+    seq, ``d2_K`` (the time of step K of the attempt starting there; its own time is step 1's) and ``lens`` (how
+    many steps that attempt reaches; 0 if none starts there); then the times of the first of the longest.
 
     Greedy, as the rules say: ``ordered`` takes the first later event that fills the next step, ``strict`` only
     the very next event; both within the window from the attempt's first event. Built from the last step back:

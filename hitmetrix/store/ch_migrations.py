@@ -360,17 +360,26 @@ WHERE {where}
 GROUP BY project_id, session_id, segment_id"""
 
 
-def _session_analytics(e: Engines) -> list[str]:
-    segment_columns = ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _ in SEGMENT_ANALYTICS_COLUMNS
-    )
-    session_columns = ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _, _ in SESSION_ANALYTICS_COLUMNS
-    )
-    return [
-        f"ALTER TABLE {DATABASE}.session_segments{e.cluster} {segment_columns}",
-        f"ALTER TABLE {DATABASE}.sessions{e.cluster} {session_columns}",
-    ]
+Columns = tuple[tuple[str, str], ...]  # (name, ClickHouse type, with its MATERIALIZED expression if it has one)
+
+
+def _typed(columns: tuple[tuple[str, ...], ...]) -> Columns:
+    """(name, type) of each of a schema list's columns (whatever else each entry holds)."""
+    return tuple((column[0], column[1]) for column in columns)
+
+
+def _add_columns(segments: Columns = (), sessions: Columns = ()) -> Callable[[Engines], list[str]]:
+    """A step's DDL: add ``segments`` to session_segments and ``sessions`` to sessions (each only if missing)."""
+
+    def ddl(e: Engines) -> list[str]:
+        statements = []
+        for table, columns in (("session_segments", segments), ("sessions", sessions)):
+            if columns:
+                added = ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type in columns)
+                statements.append(f"ALTER TABLE {DATABASE}.{table}{e.cluster} {added}")
+        return statements
+
+    return ddl
 
 
 def _fill_session_analytics(run: Run, e: Engines) -> None:
@@ -399,23 +408,6 @@ def _summarise_again(run: Run, e: Engines, segment_columns: SegmentColumns, aggr
 
 
 # --- step 5: frustration signals ---------------------------------------------------------------------------
-
-
-def _frustration(e: Engines) -> list[str]:
-    segment_columns = ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _ in SEGMENT_FRUSTRATION_COLUMNS
-    )
-    session_columns = ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}"
-        for name, ch_type in (
-            *((name, ch_type) for name, ch_type, _, _ in SESSION_FRUSTRATION_COLUMNS),
-            *SESSION_FRUSTRATION_MATERIALIZED,
-        )
-    )
-    return [
-        f"ALTER TABLE {DATABASE}.session_segments{e.cluster} {segment_columns}",
-        f"ALTER TABLE {DATABASE}.sessions{e.cluster} {session_columns}",
-    ]
 
 
 def _fill_frustration(run: Run, e: Engines) -> None:
@@ -457,19 +449,6 @@ def _materialize_analytics_speed(run: Run, e: Engines) -> None:
 # --- step 7: funnel step sequences ----------------------------------------------------------------------
 
 
-def _step_sequences(e: Engines) -> list[str]:
-    segment_columns = ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _ in SEGMENT_STEP_COLUMNS
-    )
-    session_columns = ", ".join(
-        f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type, _, _ in SESSION_STEP_COLUMNS
-    )
-    return [
-        f"ALTER TABLE {DATABASE}.session_segments{e.cluster} {segment_columns}",
-        f"ALTER TABLE {DATABASE}.sessions{e.cluster} {session_columns}",
-    ]
-
-
 def _fill_step_sequences(run: Run, e: Engines) -> None:
     """The step sequences of the sessions stored before step 7: their segments summarised again from their events
     (each replaces its old row), then each session's row again, above every version written so far."""
@@ -479,17 +458,7 @@ def _fill_step_sequences(run: Run, e: Engines) -> None:
 # --- steps 8 and 9: funnel step keys, overview keys (columns ClickHouse computes from others) ----------------
 
 
-def _add_materialized(columns: tuple[tuple[str, str], ...]) -> Callable[[Engines], list[str]]:
-    """A step's DDL: add ``columns`` (name, type with its MATERIALIZED expression) to the sessions table."""
-
-    def ddl(e: Engines) -> list[str]:
-        added = ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {ch_type}" for name, ch_type in columns)
-        return [f"ALTER TABLE {DATABASE}.sessions{e.cluster} {added}"]
-
-    return ddl
-
-
-def _materialize(columns: tuple[tuple[str, str], ...]) -> Callable[[Run, Engines], None]:
+def _materialize(columns: Columns) -> Callable[[Run, Engines], None]:
     """A step's data: ``columns`` computed for the rows written before the step (rows written after get them as
     they are written) from the rows' own values; waited for, so a view right after the upgrade reads them. No row
     is added."""
@@ -505,18 +474,20 @@ STEPS: tuple[Step, ...] = (
     Step(1, "baseline: events, recordings, session_segments, loaded_segments", _baseline),
     Step(2, "seen_batches: exactly once per client batch id", _seen_batches),
     Step(3, "sessions: one row per session, filled from session_segments", _sessions, _fill_sessions),
-    Step(4, "session analytics: ordered pageviews, entry and exit, referrer, UTM, props", _session_analytics,
-         _fill_session_analytics),
-    Step(5, "frustration: rage, dead and error clicks, quick backs, scrolling, cursor per session", _frustration,
+    Step(4, "session analytics: ordered pageviews, entry and exit, referrer, UTM, props",
+         _add_columns(_typed(SEGMENT_ANALYTICS_COLUMNS), _typed(SESSION_ANALYTICS_COLUMNS)), _fill_session_analytics),
+    Step(5, "frustration: rage, dead and error clicks, quick backs, scrolling, cursor per session",
+         _add_columns(_typed(SEGMENT_FRUSTRATION_COLUMNS),
+                      _typed(SESSION_FRUSTRATION_COLUMNS) + SESSION_FRUSTRATION_MATERIALIZED),
          _fill_frustration),
     Step(6, "analytics speed: pre-aggregates the funnel, retention and paths reads use", _analytics_speed,
          _materialize_analytics_speed),
-    Step(7, "funnel step sequences: each session's pageviews and custom events in order", _step_sequences,
-         _fill_step_sequences),
+    Step(7, "funnel step sequences: each session's pageviews and custom events in order",
+         _add_columns(_typed(SEGMENT_STEP_COLUMNS), _typed(SESSION_STEP_COLUMNS)), _fill_step_sequences),
     Step(8, "funnel step keys: each session's step sequence as times and hashed kinds and pages",
-         _add_materialized(SESSION_STEP_KEY_MATERIALIZED), _materialize(SESSION_STEP_KEY_MATERIALIZED)),
+         _add_columns(sessions=SESSION_STEP_KEY_MATERIALIZED), _materialize(SESSION_STEP_KEY_MATERIALIZED)),
     Step(9, "overview keys: each session's visitor hash, and its pages with their view counts",
-         _add_materialized(SESSION_OVERVIEW_MATERIALIZED), _materialize(SESSION_OVERVIEW_MATERIALIZED)),
+         _add_columns(sessions=SESSION_OVERVIEW_MATERIALIZED), _materialize(SESSION_OVERVIEW_MATERIALIZED)),
 )
 assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
 assert MAX_SESSION_URLS > 0
