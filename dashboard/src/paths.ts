@@ -13,6 +13,7 @@ import './paths.css';
 import { markBusyWhileLeaving } from './busy';
 import { readDataIsland, setLoading, svgChart } from './charts';
 import { drawSankey, edgePoint, isOther, nodePoint, PathEdge, PathNode, sankeyHeight } from './sankey';
+import { openLinksInPanel, sessionsPanel } from './sessions_panel';
 import type { echarts } from './charts';
 
 interface Island {
@@ -34,7 +35,6 @@ export interface HmPaths {
 
 let chart: echarts.ECharts | null = null;
 let drawnMode: 'start' | 'end' = 'start';
-let latest = 0;
 const state: HmPaths = {
   opened: 0,
   failures: 0,
@@ -61,38 +61,8 @@ function panel(): HTMLElement | null {
   return document.getElementById('hm-pa-sessions');
 }
 
-/** Fetches the view at `url` and swaps its sessions panel in; a full page load on anything unexpected. */
-async function openView(url: string, push: boolean): Promise<void> {
-  const current = panel();
-  if (!current) {
-    window.location.assign(url);
-    return;
-  }
-  const ticket = ++latest;
-  current.classList.add('is-loading');
-  current.setAttribute('aria-busy', 'true');
-  try {
-    const answer = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/html' } });
-    const type = answer.headers.get('content-type') || '';
-    if (answer.redirected || !type.startsWith('text/html') || (answer.status !== 200 && answer.status !== 400)) {
-      throw new Error(`unexpected answer ${answer.status}`);
-    }
-    const html = await answer.text();
-    if (ticket !== latest) return; // a newer click won
-    const parsed = new DOMParser().parseFromString(html, 'text/html');
-    const next = parsed.getElementById('hm-pa-sessions') || parsed.querySelector('.hm-ov-error');
-    if (!next) throw new Error('no sessions panel in the answer');
-    const adopted = document.importNode(next, true) as HTMLElement;
-    adopted.id = 'hm-pa-sessions';
-    current.replaceWith(adopted);
-    if (push) history.pushState({ hmPaths: true }, '', url);
-    state.opened += 1;
-    adopted.scrollIntoView({ block: 'nearest' });
-  } catch (e) {
-    state.failures += 1;
-    if (ticket === latest) window.location.assign(url);
-  }
-}
+/** Fetches the view at a URL and swaps its sessions panel in; a full page load on anything unexpected. */
+const openView = sessionsPanel({ panelId: 'hm-pa-sessions', counts: state, historyState: { hmPaths: true } });
 
 function edgeUrl(island: Island, edgeId: string): string {
   return island.edge_url.replace('edge=EDGE', 'edge=' + encodeURIComponent(edgeId)) + '#hm-pa-sessions';
@@ -192,14 +162,7 @@ function setUp(root: HTMLElement): void {
   const island = readDataIsland<Island>('hm-paths-data', root);
   const chartEl = root.querySelector<HTMLElement>('#hm-pa-chart');
   if (!island) return; // a 400 page: nothing to draw
-  root.addEventListener('click', (event) => {
-    const modified = event.metaKey || event.ctrlKey || event.shiftKey || event.altKey;
-    if (event.defaultPrevented || event.button !== 0 || modified) return;
-    const link = (event.target as Element).closest<HTMLAnchorElement>('a[data-edge-link], a[data-close]');
-    if (!link || link.origin !== window.location.origin) return;
-    event.preventDefault();
-    void openView(link.href, true);
-  });
+  openLinksInPanel(root, 'a[data-edge-link], a[data-close]', openView);
   if (!chartEl) return; // no walks in this view
   // Height from the fullest step; the width grows with the steps, and a phone scrolls it sideways.
   chartEl.style.height = `${sankeyHeight(island.nodes)}px`;

@@ -15,6 +15,7 @@ import './retention.css';
 import { markBusyWhileLeaving } from './busy';
 import { readDataIsland, svgChart } from './charts';
 import { drawPercentLines, PercentSeries } from './curves';
+import { openLinksInPanel, sessionsPanel } from './sessions_panel';
 
 interface Island {
   labels: string[];
@@ -52,7 +53,6 @@ export interface HmRetention {
 
 const state: HmRetention = { opened: 0, failures: 0 };
 (window as unknown as { hmRetention: HmRetention }).hmRetention = state;
-let latest = 0;
 
 function cellKey(url: string): string {
   const params = new URL(url, window.location.href).searchParams;
@@ -70,51 +70,16 @@ function markOpen(root: HTMLElement, url: string): void {
   }
 }
 
-/** Fetches the view at `url` and swaps its sessions panel in; a full page load on anything unexpected. */
-async function openCell(root: HTMLElement, url: string, push: boolean): Promise<void> {
-  const current = document.getElementById('hm-rt-sessions');
-  if (!current) {
-    window.location.assign(url);
-    return;
-  }
-  const ticket = ++latest;
-  current.classList.add('is-loading');
-  current.setAttribute('aria-busy', 'true');
-  try {
-    const answer = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/html' } });
-    const type = answer.headers.get('content-type') || '';
-    if (answer.redirected || !type.startsWith('text/html') || (answer.status !== 200 && answer.status !== 400)) {
-      throw new Error(`unexpected answer ${answer.status}`);
-    }
-    const html = await answer.text();
-    if (ticket !== latest) return; // a newer click won
-    const parsed = new DOMParser().parseFromString(html, 'text/html');
-    const next = parsed.getElementById('hm-rt-sessions') || parsed.querySelector('.hm-ov-error');
-    if (!next) throw new Error('no sessions panel in the answer');
-    const adopted = document.importNode(next, true) as HTMLElement;
-    adopted.id = 'hm-rt-sessions';
-    current.replaceWith(adopted);
-    if (push) history.pushState({ hmRetention: true }, '', url);
-    markOpen(root, url);
-    state.opened += 1;
-    adopted.scrollIntoView({ block: 'nearest' });
-  } catch (e) {
-    state.failures += 1;
-    if (ticket === latest) window.location.assign(url);
-  }
-}
-
 function setUpCells(root: HTMLElement): void {
-  root.addEventListener('click', (event) => {
-    const modified = event.metaKey || event.ctrlKey || event.shiftKey || event.altKey;
-    if (event.defaultPrevented || event.button !== 0 || modified) return;
-    const link = (event.target as Element).closest<HTMLAnchorElement>('a[data-cell-link], a[data-close]');
-    if (!link || link.origin !== window.location.origin) return;
-    event.preventDefault();
-    void openCell(root, link.href, true);
+  const openCell = sessionsPanel({
+    panelId: 'hm-rt-sessions',
+    counts: state,
+    historyState: { hmRetention: true },
+    afterSwap: (url) => markOpen(root, url),
   });
+  openLinksInPanel(root, 'a[data-cell-link], a[data-close]', openCell);
   // Back and forward move between opened cells of the same view.
-  window.addEventListener('popstate', () => void openCell(root, window.location.href, false));
+  window.addEventListener('popstate', () => void openCell(window.location.href, false));
 }
 
 function setUp(root: HTMLElement): void {

@@ -11,6 +11,7 @@ the project does not have is a 400 naming the parameter. A bad body field is a 4
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -30,7 +31,6 @@ from hitmetrix.web.offload import run
 
 # Pages a saved view may open: the analytics pages (but the list of saved views itself) and the session list.
 VIEW_PAGES = (*(name for name, _ in TABS if name != "saved"), "sessions")
-
 
 class BadField(ValueError):
     def __init__(self, field: str, message: str) -> None:
@@ -61,7 +61,9 @@ def _checked(check: Any, field: str, value: str) -> str:
         raise BadField(field, str(exc)) from None
 
 
-# --- saved views --------------------------------------------------------------------------------------------
+def _name_field(body: dict[str, Any]) -> str:
+    """The body's ``name``, required and checked as every saved thing's name is."""
+    return _checked(saved.check_name, "name", _text_field(body, "name", required=True) or "")
 
 
 def view_json(view: saved.SavedView) -> dict[str, Any]:
@@ -69,10 +71,51 @@ def view_json(view: saved.SavedView) -> dict[str, Any]:
             "created_by": view.created_by, "created_at": saved.utc(view.created_at).isoformat(timespec="seconds")}
 
 
-@guard("viewer", api=True)
-async def list_views(request: Request) -> Response:
-    found = await run(saved.views, runtime_of(request).meta, project_of(request).id)
-    return json_response({"views": [view_json(v) for v in found]})
+def cohort_json(cohort: saved.Cohort) -> dict[str, Any]:
+    return {"id": cohort.id, "name": cohort.name, "definition": json.loads(cohort.definition),
+            "created_by": cohort.created_by,
+            "created_at": saved.utc(cohort.created_at).isoformat(timespec="seconds"),
+            "updated_at": saved.utc(cohort.updated_at).isoformat(timespec="seconds")}
+
+
+# --- what saved views and cohorts share ---------------------------------------------------------------------
+
+_NO_VIEW = "no such saved view"
+_NO_COHORT = "no such cohort"
+
+
+async def _write(request: Request, write: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]], *,
+                 creating: bool, missing: str) -> Response:
+    """``write(body)`` on the request's JSON body, answered with the JSON it returns (201 when ``creating``), a
+    404 saying ``missing`` when it returns None (no such one to change), or a 400 / 409 saying what is wrong."""
+    body = await json_body(request)
+    if isinstance(body, Response):
+        return body
+    try:
+        answer = await write(body)
+    except BadField as exc:
+        return _bad(exc.field, str(exc))
+    except BadParameter as exc:
+        return bad_parameter(exc)
+    except saved.NameTaken as exc:
+        return error(409, str(exc))
+    except ValueError as exc:
+        if not creating:  # only a new one can meet the project's limit: anything else is a bug to hear about
+            raise
+        return error(409, str(exc))
+    if answer is None:
+        return error(404, missing)
+    return json_response(answer, 201 if creating else 200)
+
+
+async def _delete(request: Request, delete: Callable[..., bool], id_param: str, missing: str) -> Response:
+    """``delete(meta, project id, the path's id, actor_id=…)``: a 204, or a 404 when the project has no such one."""
+    deleted = await run(delete, runtime_of(request).meta, project_of(request).id, request.path_params[id_param],
+                        actor_id=principal_of(request).user_id)
+    return Response(status_code=204) if deleted else error(404, missing)
+
+
+# --- saved views --------------------------------------------------------------------------------------------
 
 
 def check_view_page(page: str) -> str:
@@ -81,69 +124,47 @@ def check_view_page(page: str) -> str:
     return page
 
 
+@guard("viewer", api=True)
+async def list_views(request: Request) -> Response:
+    found = await run(saved.views, runtime_of(request).meta, project_of(request).id)
+    return json_response({"views": [view_json(v) for v in found]})
+
+
 @guard("analyst", api=True)
 async def add_view(request: Request) -> Response:
-    runtime, project = runtime_of(request), project_of(request)
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    try:
-        name = _checked(saved.check_name, "name", _text_field(body, "name", required=True) or "")
+    async def add(body: dict[str, Any]) -> dict[str, Any]:
+        name = _name_field(body)
         page = check_view_page(_text_field(body, "page", required=True) or "")
         query = _checked(saved.normalise_query, "query", _text_field(body, "query", required=False) or "")
-        view = await run(saved.add_view, runtime.meta, project.id, name, page, query,
+        view = await run(saved.add_view, runtime_of(request).meta, project_of(request).id, name, page, query,
                          actor_id=principal_of(request).user_id)
-    except BadField as exc:
-        return _bad(exc.field, str(exc))
-    except saved.NameTaken as exc:
-        return error(409, str(exc))
-    except ValueError as exc:  # the project's limit
-        return error(409, str(exc))
-    return json_response(view_json(view), 201)
+        return view_json(view)
+
+    return await _write(request, add, creating=True, missing=_NO_VIEW)
 
 
 @guard("viewer", api=True)
 async def get_view(request: Request) -> Response:
     found = await run(saved.view, runtime_of(request).meta, project_of(request).id, request.path_params["view_id"])
-    if found is None:
-        return error(404, "no such saved view")
-    return json_response(view_json(found))
+    return error(404, _NO_VIEW) if found is None else json_response(view_json(found))
 
 
 @guard("analyst", api=True)
 async def rename_view(request: Request) -> Response:
-    runtime, project = runtime_of(request), project_of(request)
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    try:
-        name = _checked(saved.check_name, "name", _text_field(body, "name", required=True) or "")
-        found = await run(saved.rename_view, runtime.meta, project.id, request.path_params["view_id"], name,
-                          actor_id=principal_of(request).user_id)
-    except BadField as exc:
-        return _bad(exc.field, str(exc))
-    except saved.NameTaken as exc:
-        return error(409, str(exc))
-    if found is None:
-        return error(404, "no such saved view")
-    return json_response(view_json(found))
+    async def rename(body: dict[str, Any]) -> dict[str, Any] | None:
+        found = await run(saved.rename_view, runtime_of(request).meta, project_of(request).id,
+                          request.path_params["view_id"], _name_field(body), actor_id=principal_of(request).user_id)
+        return None if found is None else view_json(found)
+
+    return await _write(request, rename, creating=False, missing=_NO_VIEW)
 
 
 @guard("analyst", api=True)
 async def delete_view(request: Request) -> Response:
-    deleted = await run(saved.delete_view, runtime_of(request).meta, project_of(request).id,
-                        request.path_params["view_id"], actor_id=principal_of(request).user_id)
-    return Response(status_code=204) if deleted else error(404, "no such saved view")
+    return await _delete(request, saved.delete_view, "view_id", _NO_VIEW)
 
 
 # --- cohorts ------------------------------------------------------------------------------------------------
-
-
-def cohort_json(cohort: saved.Cohort) -> dict[str, Any]:
-    return {"id": cohort.id, "name": cohort.name, "definition": json.loads(cohort.definition),
-            "created_by": cohort.created_by,
-        "created_at": saved.utc(cohort.created_at).isoformat(timespec="seconds"),
-        "updated_at": saved.utc(cohort.updated_at).isoformat(timespec="seconds")}
 
 
 def definition_of(value: Any) -> cohorts.CohortDefinition:
@@ -169,27 +190,17 @@ async def _checked_size(request: Request, definition: cohorts.CohortDefinition) 
 
 @guard("analyst", api=True)
 async def add_cohort(request: Request) -> Response:
-    runtime, project = runtime_of(request), project_of(request)
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    try:
-        name = _checked(saved.check_name, "name", _text_field(body, "name", required=True) or "")
+    async def add(body: dict[str, Any]) -> dict[str, Any]:
+        name = _name_field(body)
         if "definition" not in body:
             raise BadField("definition", "definition is required: an object with conditions")
         definition = definition_of(body["definition"])
         size = await _checked_size(request, definition)
-        cohort = await run(saved.add_cohort, runtime.meta, project.id, name, definition.to_json(),
-                           actor_id=principal_of(request).user_id)
-    except BadField as exc:
-        return _bad(exc.field, str(exc))
-    except BadParameter as exc:
-        return bad_parameter(exc)
-    except saved.NameTaken as exc:
-        return error(409, str(exc))
-    except ValueError as exc:  # the project's limit
-        return error(409, str(exc))
-    return json_response({**cohort_json(cohort), "size": size}, 201)
+        cohort = await run(saved.add_cohort, runtime_of(request).meta, project_of(request).id, name,
+                           definition.to_json(), actor_id=principal_of(request).user_id)
+        return {**cohort_json(cohort), "size": size}
+
+    return await _write(request, add, creating=True, missing=_NO_COHORT)
 
 
 @guard("viewer", api=True)
@@ -208,7 +219,7 @@ async def get_cohort(request: Request) -> Response:
     runtime, project = runtime_of(request), project_of(request)
     found = await run(saved.cohort, runtime.meta, project.id, request.path_params["cohort_id"])
     if found is None:
-        return error(404, "no such cohort")
+        return error(404, _NO_COHORT)
     params = request.query_params
     try:
         offset = param.whole_number(params, "offset", 0, 0, 10**9)
@@ -224,16 +235,12 @@ async def get_cohort(request: Request) -> Response:
 @guard("analyst", api=True)
 async def change_cohort(request: Request) -> Response:
     runtime, project = runtime_of(request), project_of(request)
-    body = await json_body(request)
-    if isinstance(body, Response):
-        return body
-    try:
+
+    async def change(body: dict[str, Any]) -> dict[str, Any] | None:
         unknown = sorted(set(body) - {"name", "definition"})
         if unknown:
             raise BadField(unknown[0], "unknown field: a cohort has a name and a definition")
-        name = _text_field(body, "name", required=False)
-        if name is not None:
-            name = _checked(saved.check_name, "name", name)
+        name = _name_field(body) if body.get("name") is not None else None
         text = None
         if "definition" in body:
             definition = definition_of(body["definition"])
@@ -241,22 +248,14 @@ async def change_cohort(request: Request) -> Response:
             text = definition.to_json()
         found = await run(saved.update_cohort, runtime.meta, project.id, request.path_params["cohort_id"],
                           name=name, definition=text, actor_id=principal_of(request).user_id)
-    except BadField as exc:
-        return _bad(exc.field, str(exc))
-    except BadParameter as exc:
-        return bad_parameter(exc)
-    except saved.NameTaken as exc:
-        return error(409, str(exc))
-    if found is None:
-        return error(404, "no such cohort")
-    return json_response(cohort_json(found))
+        return None if found is None else cohort_json(found)
+
+    return await _write(request, change, creating=False, missing=_NO_COHORT)
 
 
 @guard("analyst", api=True)
 async def delete_cohort(request: Request) -> Response:
-    deleted = await run(saved.delete_cohort, runtime_of(request).meta, project_of(request).id,
-                        request.path_params["cohort_id"], actor_id=principal_of(request).user_id)
-    return Response(status_code=204) if deleted else error(404, "no such cohort")
+    return await _delete(request, saved.delete_cohort, "cohort_id", _NO_COHORT)
 
 
 _BASE = "/api/v1/projects/{project_id:int}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -91,6 +92,15 @@ def descriptions(text: str) -> list[str]:
         return ["(a definition this version cannot read)"]
 
 
+async def _delete(request: Request, delete: Callable[..., bool], id_param: str, list_page: str) -> Response:
+    """``delete(meta, project id, the path's id, actor_id=…)``, then back to the list (as well when there was no
+    such one: it is gone either way)."""
+    project = project_of(request)
+    await run(delete, runtime_of(request).meta, project.id, request.path_params[id_param],
+              actor_id=principal_of(request).user_id)
+    return RedirectResponse(f"/projects/{project.id}/{list_page}", 303)
+
+
 # --- saved views --------------------------------------------------------------------------------------------
 
 
@@ -142,10 +152,7 @@ async def open_view(request: Request) -> Response:
 
 @guard("analyst")
 async def delete_view(request: Request) -> Response:
-    project = project_of(request)
-    await run(saved.delete_view, runtime_of(request).meta, project.id, request.path_params["view_id"],
-              actor_id=principal_of(request).user_id)
-    return RedirectResponse(f"/projects/{project.id}/saved", 303)
+    return await _delete(request, saved.delete_view, "view_id", "saved")
 
 
 # --- cohorts ------------------------------------------------------------------------------------------------
@@ -306,10 +313,7 @@ async def cohort_page(request: Request) -> Response:
 
 @guard("analyst")
 async def delete_cohort(request: Request) -> Response:
-    project = project_of(request)
-    await run(saved.delete_cohort, runtime_of(request).meta, project.id, request.path_params["cohort_id"],
-              actor_id=principal_of(request).user_id)
-    return RedirectResponse(f"/projects/{project.id}/cohorts", 303)
+    return await _delete(request, saved.delete_cohort, "cohort_id", "cohorts")
 
 
 _BASE = "/projects/{project_id:int}"

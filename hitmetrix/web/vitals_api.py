@@ -7,7 +7,9 @@ the URL, so a view is a link); days are those of the project's time zone; a bad 
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,37 +20,37 @@ from hitmetrix.analytics import params as param
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.paths import MAX_GROUP_RULE_CHARS, MAX_GROUP_RULES
 from hitmetrix.observe.metrics import timed
+from hitmetrix.store.clickhouse import EventStore
 from hitmetrix.web.analytics_api import TEXT_SCHEMA, VIEW_FILTER_PARAMS, VIEW_RESPONSES, query_param, today_in
 from hitmetrix.web.api import bad_parameter, error, json_response
 from hitmetrix.web.auth import guard, now_of, project_of, runtime_of
 from hitmetrix.web.cohort_filter import resolve_cohort
 from hitmetrix.web.offload import run
 
+Q = TypeVar("Q")
 
-@guard("viewer", api=True)
-async def get_vitals(request: Request) -> Response:
+
+async def _report(request: Request, from_query: Callable[[Mapping[str, str], dt.date], Q],
+                  report: Callable[[EventStore, int, Q, str], dict[str, Any]], name: str) -> Response:
+    """``report(store, project id, query, time zone)`` (timed as ``name``) for the view the URL describes."""
     runtime, project = runtime_of(request), project_of(request)
     zone = project.time_zone or "UTC"
     try:
-        query = await resolve_cohort(request, vitals.VitalsQuery.from_query(request.query_params,
-                                                                            today_in(zone, now_of(runtime))))
-        answer = await run(timed("vitals", vitals.vitals), runtime.store, project.id, query, zone)
+        query = await resolve_cohort(request, from_query(request.query_params, today_in(zone, now_of(runtime))))
+        answer = await run(timed(name, report), runtime.store, project.id, query, zone)
     except BadParameter as exc:
         return bad_parameter(exc)
     return json_response(answer)
+
+
+@guard("viewer", api=True)
+async def get_vitals(request: Request) -> Response:
+    return await _report(request, vitals.VitalsQuery.from_query, vitals.vitals, "vitals")
 
 
 @guard("viewer", api=True)
 async def get_errors(request: Request) -> Response:
-    runtime, project = runtime_of(request), project_of(request)
-    zone = project.time_zone or "UTC"
-    try:
-        query = await resolve_cohort(request, errors.ErrorsQuery.from_query(request.query_params,
-                                                                            today_in(zone, now_of(runtime))))
-        answer = await run(timed("errors", errors.errors), runtime.store, project.id, query, zone)
-    except BadParameter as exc:
-        return bad_parameter(exc)
-    return json_response(answer)
+    return await _report(request, errors.ErrorsQuery.from_query, errors.errors, "errors")
 
 
 @guard("viewer", api=True)
