@@ -8,10 +8,9 @@ import datetime as dt
 import json
 import re
 import statistics
-import uuid
 import zoneinfo
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,26 +20,15 @@ import pytest
 from hitmetrix.analytics.funnels import FunnelDefinition, funnel, funnel_sessions, window_funnel_baseline
 from hitmetrix.analytics.overview import OverviewQuery
 from hitmetrix.analytics.params import BadParameter
-from hitmetrix.model import StoredBatch, StoredEvent
+from hitmetrix.model import StoredBatch
 from tests.analytics import groundtruth as gt
+from tests.analytics.handmade import HOSTILE_TEXTS, Ev, day_ms, fits, session_batches, world_and_truth_fixtures
 from tests.loader.helpers import World
 
 D = dt.date
 FIRST, LAST = D(2026, 9, 7), D(2026, 11, 8)
-SITE = gt.SITE
 T0 = int(dt.datetime(2026, 10, 5, 10, tzinfo=dt.UTC).timestamp() * 1000)  # the hand-made sessions' day
 CONSIDERED = ("pageview", "click", "submit", "custom")
-
-
-@dataclass
-class Ev:
-    ts: int
-    type: str
-    path: str = "/"
-    selector: str = ""
-    text: str = ""
-    name: str = ""
-    props: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,17 +80,9 @@ def _made() -> tuple[list[Sess], list[StoredBatch], list[StoredBatch]]:
             e.ts += start
         s = Sess(f"made-{name}", f"anon-made-{name}", "JP" if n % 2 else "FR", "desktop", events)
         sessions.append(s)
-        halves = [events[:2], events[2:]] if name == "late" else [events]
-        for i, chunk in enumerate(h for h in halves if h):
-            batch = StoredBatch(
-                batch_id=uuid.uuid4().hex, project_id=1, received_at=max(e.ts for e in chunk),
-                session_id=s.session_id, anonymous_id=s.anonymous_id, user_id="", country=s.country,
-                browser="Chrome", os="Linux", device_type=s.device,
-                events=[StoredEvent(event_id=str(uuid.uuid4()), type=e.type, ts=e.ts, client_ts=e.ts,
-                                    url=SITE + e.path, selector=e.selector, text=e.text, name=e.name,
-                                    props=json.dumps(e.props) if e.props else "") for e in reversed(chunk)],
-            )
-            (late if i == 1 else on_time).append(batch)
+        first, *rest = session_batches(s.session_id, s.anonymous_id, s.country, s.device, events, name == "late")
+        on_time.append(first)
+        late += rest
     return sessions, on_time, late
 
 
@@ -117,45 +97,10 @@ def sessions_and_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     world.close()
 
 
-@pytest.fixture(scope="module")
-def world(sessions_and_world: tuple[list[Sess], World]) -> World:
-    return sessions_and_world[1]
-
-
-@pytest.fixture(scope="module")
-def truth(sessions_and_world: tuple[list[Sess], World]) -> list[Sess]:
-    return sessions_and_world[0]
+world, truth = world_and_truth_fixtures()
 
 
 # --- the rules, read again in plain Python ------------------------------------------------------------------
-
-def fills(step: dict[str, Any], e: Ev) -> bool:
-    if e.type != step["kind"]:
-        return False
-    if e.type == "pageview":
-        how, p = step.get("match", "exact"), step["path"]
-        if how == "regex":
-            return bool(re.search(p, e.path))
-        return e.path == p if how == "exact" else e.path.startswith(p)
-    if step.get("selector") and e.selector != step["selector"]:
-        return False
-    if step.get("text") and e.text != step["text"]:
-        return False
-    if e.type == "custom":
-        if e.name != step["name"]:
-            return False
-        for k, v in step.get("props", {}).items():
-            if k not in e.props:
-                return False
-            have = e.props[k]
-            if (have if isinstance(have, str) else json.dumps(have)) != v:
-                return False
-    return True
-
-
-def day_ms(day: dt.date, zone: str) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=zoneinfo.ZoneInfo(zone)).timestamp() * 1000)
-
 
 def truth_attempts(truth: list[Sess], d: dict[str, Any], first: dt.date, last: dt.date, zone: str,
                    country: str = "") -> list[tuple[Sess, list[int]]]:
@@ -174,18 +119,18 @@ def truth_attempts(truth: list[Sess], d: dict[str, Any], first: dt.date, last: d
                 continue
             in_window = [e for e in evs[i:] if e.ts - start.ts <= window_ms]
             if order == "any":
-                if not any(fills(st, start) for st in steps):
+                if not any(fits(st, start) for st in steps):
                     continue
                 times = any_order_times(steps, in_window)
             else:
-                if not fills(steps[0], start):
+                if not fits(steps[0], start):
                     continue
                 times, at = [start.ts], 0
                 for st in steps[1:]:
                     rest = in_window[at + 1:]
                     if order == "strict":
                         rest = rest[:1]
-                    hit = next((j for j, e in enumerate(rest) if fills(st, e)), None)
+                    hit = next((j for j, e in enumerate(rest) if fits(st, e)), None)
                     if hit is None:
                         break
                     at += 1 + hit
@@ -211,7 +156,7 @@ def any_order_times(steps: list[dict[str, Any]], events: list[Ev]) -> list[int]:
             return
         go(k + 1, used)
         for j, e in enumerate(events):
-            if j not in used and fills(steps[k], e):
+            if j not in used and fits(steps[k], e):
                 go(k + 1, [*used, j])
 
     go(0, [])
@@ -225,7 +170,7 @@ def voided(d: dict[str, Any], evs: list[Ev], times: list[int], window_end_ms: in
             continue
         end = times[hi - 1] if len(times) >= hi else window_end_ms + 1
         step = {k: v for k, v in x.items() if k not in ("from_step", "to_step")}
-        if any(times[lo - 1] < e.ts < end and fills(step, e) for e in evs):
+        if any(times[lo - 1] < e.ts < end and fits(step, e) for e in evs):
             return True
     return False
 
@@ -362,10 +307,7 @@ def test_overview_filters_narrow_the_funnel(world: World, truth: list[Sess]) -> 
     assert got["steps"] == want and 0 < want[0]["sessions"] < run(world, d)["steps"][0]["sessions"]
 
 
-ODD = [gt.ODD, "'", '"', "\\", "a\\", "\\N", "{}", "{p1:String}", "a\x00b", "a\tb", "a\nb"]
-
-
-@pytest.mark.parametrize("odd", ODD)
+@pytest.mark.parametrize("odd", HOSTILE_TEXTS)
 def test_hostile_text_in_every_step_field_is_data(world: World, truth: list[Sess], odd: str) -> None:
     steps: list[dict[str, Any]] = [
         {"kind": "pageview", "match": "prefix", "path": "/"},

@@ -10,11 +10,10 @@ import datetime as dt
 import json
 import os
 import re
-import uuid
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,9 +23,18 @@ import pytest
 from hitmetrix.analytics.overview import OverviewQuery
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.analytics.trends import TrendDefinition, counts_query, trend, trend_sessions
-from hitmetrix.model import StoredBatch, StoredEvent
+from hitmetrix.model import StoredBatch
 from hitmetrix.store.tenancy import check_project_scope
 from tests.analytics import groundtruth as gt
+from tests.analytics.handmade import (
+    HOSTILE_TEXTS,
+    Ev,
+    as_text,
+    day_ms,
+    fits,
+    session_batches,
+    world_and_truth_fixtures,
+)
 from tests.loader.helpers import World
 
 D = dt.date
@@ -37,17 +45,6 @@ MIN = 60_000
 
 def ms(text: str) -> int:
     return int(dt.datetime.fromisoformat(text).timestamp() * 1000)
-
-
-@dataclass
-class Ev:
-    ts: int
-    type: str
-    path: str = "/"
-    selector: str = ""
-    text: str = ""
-    name: str = ""
-    props: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,17 +111,10 @@ def _made() -> tuple[list[Sess], list[StoredBatch], list[StoredBatch]]:
             [gt.TruthEvent(e.ts, e.type, SITE + e.path, name=e.name, props=e.props) for e in events],
         )
         sessions.append(Sess(truth, events))
-        halves = [events[:2], events[2:]] if name == "late" else [events]
-        for i, chunk in enumerate(halves):
-            batch = StoredBatch(
-                batch_id=uuid.uuid4().hex, project_id=1, received_at=max(e.ts for e in chunk),
-                session_id=truth.session_id, anonymous_id=truth.anonymous_id, user_id="", country=country,
-                browser="Chrome", os="Linux", device_type="desktop",
-                events=[StoredEvent(event_id=str(uuid.uuid4()), type=e.type, ts=e.ts, client_ts=e.ts,
-                                    url=SITE + e.path, selector=e.selector, text=e.text, name=e.name,
-                                    props=json.dumps(e.props) if e.props else "") for e in reversed(chunk)],
-            )
-            (late if i == 1 else on_time).append(batch)
+        first, *rest = session_batches(truth.session_id, truth.anonymous_id, country, "desktop", events,
+                                       name == "late")
+        on_time.append(first)
+        late += rest
     return sessions, on_time, late
 
 
@@ -141,46 +131,10 @@ def sessions_and_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     world.close()
 
 
-@pytest.fixture(scope="module")
-def world(sessions_and_world: tuple[list[Sess], World]) -> World:
-    return sessions_and_world[1]
-
-
-@pytest.fixture(scope="module")
-def truth(sessions_and_world: tuple[list[Sess], World]) -> list[Sess]:
-    return sessions_and_world[0]
+world, truth = world_and_truth_fixtures()
 
 
 # --- the rules, read again in plain Python ------------------------------------------------------------------
-
-def fits(series: dict[str, Any], e: Ev) -> bool:
-    if e.type != series["kind"]:
-        return False
-    if e.type == "pageview":
-        how, p = series.get("match", "exact"), series.get("path", "")
-        if how == "regex":
-            return bool(re.search(p, e.path))
-        return e.path == p if how == "exact" else e.path.startswith(p)
-    if series.get("selector") and e.selector != series["selector"]:
-        return False
-    if series.get("text") and e.text != series["text"]:
-        return False
-    if e.type == "custom":
-        if e.name != series["name"]:
-            return False
-        for k, v in series.get("props", {}).items():
-            if k not in e.props or as_text(e.props[k]) != v:
-                return False
-    return True
-
-
-def as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def day_ms(day: dt.date, zone: str) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=zoneinfo.ZoneInfo(zone)).timestamp() * 1000)
-
 
 def label_of(ts: int, zone: str, interval: str) -> str:
     local = dt.datetime.fromtimestamp(ts / 1000, zoneinfo.ZoneInfo(zone))
@@ -473,10 +427,7 @@ def test_the_sessions_of_a_line_are_the_plain_python_ones_paged_with_replay_link
         assert got == want and want
 
 
-ODD = [gt.ODD, "'", '"', "\\", "a\\", "\\N", "{}", "{p1:String}", "a\x00b", "a\tb", "a\nb"]
-
-
-@pytest.mark.parametrize("odd", ODD)
+@pytest.mark.parametrize("odd", HOSTILE_TEXTS)
 def test_hostile_text_in_every_series_field_and_the_breakdown_key_is_data(
     world: World, truth: list[Sess], odd: str
 ) -> None:

@@ -7,10 +7,10 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
 from hitmetrix.store import accounts
 from hitmetrix.store.meta import MetaStore
@@ -45,6 +45,26 @@ def sign_in(page: Page, base_url: str, member: Member) -> None:
     page.fill("input[name=password]", member.password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url, timeout=15_000)
+
+
+class Served(Protocol):
+    """A running server and a member who may sign in to it (what a test's module fixture holds)."""
+
+    @property
+    def server(self) -> ServerProcess: ...
+
+    @property
+    def member(self) -> Member: ...
+
+
+def open_page(browser: Browser, served: Served, width: int) -> tuple[Page, list[str]]:
+    """A new page of this width, signed in; the list collects the dashboard's own errors (there must be none)."""
+    page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"{exc}\n{exc.stack}"))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    sign_in(page, served.server.url, served.member)
+    return page, problems
 
 
 def project_member(data_dir: Path, member: Member, project_name: str, allowed_origins: str = "") -> Member:

@@ -7,10 +7,7 @@ Screenshots in test-artifacts/funnels/."""
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
-import subprocess
-import sys
 import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,10 +17,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from hitmetrix.model import StoredChunk
 from tests.analytics import groundtruth as gt
-from tests.e2e.dashboard import Member, demo_member, heading_document, sign_in, wait_replay_loaded
-from tests.support import REPO, ServerProcess
+from tests.e2e.analytics_server import load_generated_in_child
+from tests.e2e.dashboard import Member, demo_member, open_page, wait_replay_loaded
+from tests.support import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -34,44 +31,6 @@ WINDOW_MS = 24 * 3_600_000
 HOME, BLOG, ITEM = ("exact", "/"), ("prefix", "/blog/"), ("prefix", "/p/")
 REPLAY_FRAME = ".replayer-wrapper iframe"
 DROPPED_FILL = "#f3a5a5"  # the drop-off bars' colour (dashboard/src/funnelcharts.ts)
-
-
-def with_recordings(traffic: gt.Traffic) -> gt.Traffic:
-    """Every session's first delivered batch carries a recording of the whole session: one page whose heading
-    names the session, and a mouse that moves every 30 s, so the replay has frames to show at any moment."""
-    done: set[str] = set()
-    for segment in traffic.segments:
-        for batch in segment:
-            if batch.session_id in done:
-                continue
-            done.add(batch.session_id)
-            session = next(s for s in traffic.sessions if s.session_id == batch.session_id)
-            first, last = session.started_ms, session.started_ms + session.duration_ms
-            node = heading_document("who", f"Recording of {session.session_id}")
-            events: list[dict] = [
-                {"type": 4, "timestamp": first, "data": {"href": gt.SITE + "/", "width": 1000, "height": 700}},
-                {"type": 2, "timestamp": first + 1, "data": {"node": node, "initialOffset": {"left": 0, "top": 0}}},
-            ]
-            for t in range(first + 30_000, last + 1, 30_000):
-                events.append({"type": 3, "timestamp": t, "data": {
-                    "source": 1, "positions": [{"x": 10 + (t - first) // 30_000 % 500, "y": 20, "id": 3,
-                                                "timeOffset": 0}]}})
-            last = max(last, events[-1]["timestamp"])
-            batch.recording = [StoredChunk(seq=0, first_ts=first, last_ts=last, count=len(events),
-                                           data=gzip.compress(json.dumps(events).encode()))]
-    return traffic
-
-
-def load_into(data_dir: Path, project_id: int) -> None:
-    """Run in a child process (chDB holds one data directory per process): the traffic into the server's store."""
-    from tests.web.helpers import close_runtime, open_runtime
-
-    runtime = open_runtime(data_dir)
-    try:
-        traffic = with_recordings(gt.generate(seed=SEED, visitors=70, project_ids=(project_id,)))
-        gt.load(traffic, data_dir.parent / "groundtruth-spool", runtime.store, runtime.blobs)
-    finally:
-        close_runtime(runtime)
 
 
 # --- the answer, read from the generated sessions -----------------------------------------------------------------
@@ -133,10 +92,7 @@ class Loaded:
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     data_dir = tmp_path_factory.mktemp("funnels") / "data"
     member = demo_member(data_dir)
-    code = "import sys; from pathlib import Path; from tests.e2e.test_funnels_page import load_into; " \
-           "load_into(Path(sys.argv[1]), int(sys.argv[2]))"
-    subprocess.run([sys.executable, "-c", code, str(data_dir), str(member.project_id)], cwd=REPO, check=True,
-                   timeout=300)
+    load_generated_in_child(data_dir, SEED, 70, (member.project_id,), timeout_s=300)
     server = ServerProcess(data_dir, demo=True).start()
     try:
         # The same traffic again, in this process, for the answers (the generator is seeded).
@@ -150,16 +106,6 @@ def funnel_url(loaded: Loaded, steps: list[tuple[str, str]], **extra: str) -> st
     for i, (match, path) in enumerate(steps, 1):
         params.update({f"s{i}_kind": "pageview", f"s{i}_match": match, f"s{i}_path": path})
     return f"{loaded.server.url}/projects/{loaded.member.project_id}/funnels?" + urlencode({**params, **extra})
-
-
-def open_page(browser: Browser, loaded: Loaded, width: int) -> tuple[Page, list[str]]:
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"{exc}\n{exc.stack}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    sign_in(page, loaded.server.url, loaded.member)
-    return page, problems
 
 
 def wait_drawn(page: Page) -> None:

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.e2e.conftest import StaticSite
-from tests.e2e.dashboard import Member, demo_member, sign_in
+from tests.e2e.dashboard import Member, demo_member, open_page
 from tests.support import REPO, ServerProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -152,12 +152,7 @@ def recorded(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def open_heatmap(browser: Browser, rec: Recorded, viewer_width: int, **params: str) -> tuple[Page, list[str]]:
-    context = browser.new_context(viewport={"width": viewer_width, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"{exc}\n{exc.stack}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    sign_in(page, rec.server.url, rec.member)
+    page, problems = open_page(browser, rec, viewer_width)
     query = urlencode({"page": "/plans.html", **params})
     page.goto(f"{rec.server.url}/projects/{rec.member.project_id}/heatmaps?{query}")
     page.wait_for_function("() => window.hmHeatmap && (window.hmHeatmap.ready || window.hmHeatmap.error)",

@@ -4,100 +4,36 @@ opens its sessions, and the page fits a 375 px phone screen. Screenshots in test
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route
 
-from tests.e2e.dashboard import Member, demo_member, sign_in
-from tests.support import ServerProcess, wait_for
+from tests.e2e.analytics_server import FIREFOX, SHOP_VISITS, Loaded, PageVisit, kpi, serving_page_visits
+from tests.e2e.dashboard import demo_member, open_page
 
 pytestmark = pytest.mark.e2e
 
-FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
-CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 PHONE = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile "
     "Safari/537.36"
 )
-# (client address, its country in the bundled database, user agent, pages viewed)
-VISITS = [
-    ("78.46.0.1", "DE", FIREFOX, ["/", "/pricing"]),
-    ("5.9.0.1", "DE", FIREFOX, ["/docs"]),
-    ("78.46.0.2", "DE", FIREFOX, ["/", "/docs", "/pricing"]),
-    ("8.8.8.8", "US", CHROME, ["/"]),
-    ("8.8.4.4", "US", CHROME, ["/pricing", "/signup"]),
-    ("212.58.244.1", "GB", PHONE, ["/"]),
-]
-
-
-@dataclass
-class Loaded:
-    server: ServerProcess
-    member: Member
-
-
-def post_visit(server: ServerProcess, member: Member, address: str, user_agent: str, paths: list[str]) -> None:
-    sid = "ov" + secrets.token_hex(8)
-    start_ms = int(time.time() * 1000) - 60_000
-    events = [{"type": "pageview", "ts": start_ms + i * 2000, "url": f"https://shop.example{p}"}
-              for i, p in enumerate(paths)]
-    body = {"session_id": sid, "anonymous_id": "a" + sid, "sent_at": int(time.time() * 1000), "events": events}
-    answer = httpx.post(
-        server.url + "/api/v1/batch",
-        params={"key": member.project_key},
-        content=json.dumps(body),
-        headers={"User-Agent": user_agent, "Content-Type": "application/json", "X-Forwarded-For": address},
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
+# The shop's visitors and one on a phone in Britain.
+VISITS: list[PageVisit] = [*SHOP_VISITS, ("212.58.244.1", "GB", PHONE, ["/"])]
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    data_dir = tmp_path_factory.mktemp("overview") / "data"
-    member = demo_member(data_dir)
-    # The visits come from 127.0.0.1 with the visitor's address in X-Forwarded-For, so each gets its country.
-    server = ServerProcess(data_dir, demo=True, env={"HITMETRIX_TRUSTED_PROXIES": "127.0.0.1"}).start()
-    try:
-        for address, _, user_agent, paths in VISITS:
-            post_visit(server, member, address, user_agent, paths)
-
-        def all_stored() -> bool:
-            r = server.api(f"/api/v1/projects/{member.project_id}/overview")
-            return r.status_code == 200 and r.json()["totals"]["sessions"] == len(VISITS)
-
-        wait_for(all_stored, 30, 0.2, what="the visits in the overview")
-        yield Loaded(server, member)
-    finally:
-        server.stop()
-
-
-def open_page(browser: Browser, loaded: Loaded, width: int) -> tuple[Page, list[str]]:
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"{exc}\n{exc.stack}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    sign_in(page, loaded.server.url, loaded.member)
-    return page, problems
+    with serving_page_visits(tmp_path_factory.mktemp("overview") / "data", demo_member, VISITS, "ov", 60_000) as served:
+        yield served
 
 
 def wait_drawn(page: Page) -> None:
     page.wait_for_selector("#hm-ov-chart[data-drawn='1'] svg path", state="attached", timeout=20_000)
     page.wait_for_selector("#hm-ov-map[data-drawn='1'] svg path", state="attached", timeout=20_000)
-
-
-def kpi(page: Page, key: str) -> str:
-    return page.inner_text(f"[data-kpi='{key}'] .hm-ov-kpi-value").strip()
 
 
 def test_loads_draws_and_filters_without_a_reload(browser: Browser, loaded: Loaded, artifacts: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.analytics import test_paths as paths_truth
-from tests.e2e.test_retention_page import FIRST, LAST, Loaded, ground_truth_server, open_page
+from tests.e2e.dashboard import open_page
+from tests.e2e.test_retention_page import FIRST, LAST, Loaded, serving_ground_truth
 
 pytestmark = pytest.mark.e2e
 TOP_EDGES = 25
@@ -23,11 +24,8 @@ TOP_EDGES = 25
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    world = ground_truth_server(tmp_path_factory.mktemp("paths-page") / "data")
-    try:
-        yield world
-    finally:
-        world.server.stop()
+    with serving_ground_truth(tmp_path_factory.mktemp("paths-page") / "data") as served:
+        yield served
 
 
 def wait_drawn(page: Page) -> None:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.analytics import groundtruth as gt
 from tests.analytics import test_retention as retention_truth
-from tests.e2e.dashboard import Member, demo_member, sign_in, wait_replay_loaded
-from tests.e2e.test_funnels_page import REPLAY_FRAME, with_recordings
-from tests.support import REPO, ServerProcess
+from tests.e2e.analytics_server import load_generated_in_child
+from tests.e2e.dashboard import Member, demo_member, open_page, wait_replay_loaded
+from tests.e2e.test_funnels_page import REPLAY_FRAME
+from tests.support import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -38,49 +38,26 @@ class Loaded:
     traffic: gt.Traffic
 
 
-def load_into(data_dir: Path, project_id: int) -> None:
-    """Child process: the ground truth through the real spool and loader into the data directory's store."""
-    from tests.web.helpers import close_runtime, open_runtime
-
-    runtime = open_runtime(data_dir)
-    try:
-        # Recordings too, so a listed session's replay has something to show.
-        traffic = with_recordings(gt.generate(seed=SEED, visitors=VISITORS, project_ids=(project_id, project_id + 1)))
-        gt.load(traffic, data_dir.parent / "groundtruth-spool", runtime.store, runtime.blobs)
-    finally:
-        close_runtime(runtime)
-
-
-def ground_truth_server(data_dir: Path) -> Loaded:
+@contextmanager
+def serving_ground_truth(data_dir: Path) -> Iterator[Loaded]:
     """A member of project 1 (the id the truth functions read), the ground truth loaded before the server starts
-    (in a child process: chDB holds one data directory per process), and the server."""
+    (in a child process: chDB holds one data directory per process), and the server, stopped after."""
     member = demo_member(data_dir)
     assert member.project_id == 1
-    code = "import sys, pathlib; from tests.e2e.test_retention_page import load_into; " \
-           "load_into(pathlib.Path(sys.argv[1]), int(sys.argv[2]))"
-    subprocess.run([sys.executable, "-c", code, str(data_dir), str(member.project_id)], cwd=REPO, check=True,
-                   timeout=600)
+    # Recordings too, so a listed session's replay has something to show.
+    load_generated_in_child(data_dir, SEED, VISITORS, (member.project_id, member.project_id + 1), timeout_s=600)
     server = ServerProcess(data_dir, demo=False).start()
-    traffic = gt.generate(seed=SEED, visitors=VISITORS, project_ids=(member.project_id, member.project_id + 1))
-    return Loaded(server, member, traffic)
+    try:
+        traffic = gt.generate(seed=SEED, visitors=VISITORS, project_ids=(member.project_id, member.project_id + 1))
+        yield Loaded(server, member, traffic)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    world = ground_truth_server(tmp_path_factory.mktemp("retention-page") / "data")
-    try:
-        yield world
-    finally:
-        world.server.stop()
-
-
-def open_page(browser: Browser, loaded: Loaded, width: int) -> tuple[Page, list[str]]:
-    page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"{exc}\n{exc.stack}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    sign_in(page, loaded.server.url, loaded.member)
-    return page, problems
+    with serving_ground_truth(tmp_path_factory.mktemp("retention-page") / "data") as served:
+        yield served
 
 
 def wait_drawn(page: Page) -> None:

@@ -5,44 +5,25 @@ a 375 px phone screen. Screenshots in test-artifacts/saved/."""
 
 from __future__ import annotations
 
-import json
 import secrets
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
 from hitmetrix.store import accounts
 from hitmetrix.store.meta import MetaStore
-from tests.e2e.dashboard import Member, sign_in
-from tests.support import ServerProcess, wait_for
+from tests.e2e.analytics_server import CHROME, SHOP_VISITS, Loaded, PageVisit, kpi, serving_page_visits
+from tests.e2e.dashboard import Member, open_page
 
 pytestmark = pytest.mark.e2e
 
-FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
-CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
-# (client address, its country in the bundled database, user agent, pages viewed): one visitor each.
-VISITS = [
-    ("78.46.0.1", "DE", FIREFOX, ["/", "/pricing"]),
-    ("5.9.0.1", "DE", FIREFOX, ["/docs"]),
-    ("78.46.0.2", "DE", FIREFOX, ["/", "/docs", "/pricing"]),
-    ("8.8.8.8", "US", CHROME, ["/"]),
-    ("8.8.4.4", "US", CHROME, ["/pricing", "/signup"]),
-    ("8.8.4.5", "US", CHROME, ["/blog"]),
-]
+# The shop's visitors and an American who reads the blog: one visitor each.
+VISITS: list[PageVisit] = [*SHOP_VISITS, ("8.8.4.5", "US", CHROME, ["/blog"])]
 PRICING_VISITORS = sum(1 for v in VISITS if "/pricing" in v[3])
 GERMANS = sum(1 for v in VISITS if v[1] == "DE")
-
-
-@dataclass
-class Loaded:
-    server: ServerProcess
-    member: Member
 
 
 def analyst(data_dir: Path) -> Member:
@@ -59,49 +40,10 @@ def analyst(data_dir: Path) -> Member:
         meta.close()
 
 
-def post_visit(server: ServerProcess, member: Member, address: str, user_agent: str, paths: list[str]) -> None:
-    sid = "sv" + secrets.token_hex(8)
-    start_ms = int(time.time() * 1000) - 120_000
-    events = [{"type": "pageview", "ts": start_ms + i * 2000, "url": f"https://shop.example{p}"}
-              for i, p in enumerate(paths)]
-    body = {"session_id": sid, "anonymous_id": "a" + sid, "sent_at": int(time.time() * 1000), "events": events}
-    answer = httpx.post(server.url + "/api/v1/batch", params={"key": member.project_key}, content=json.dumps(body),
-                        headers={"User-Agent": user_agent, "Content-Type": "application/json",
-                                 "X-Forwarded-For": address}, timeout=30)
-    assert answer.status_code == 200, answer.text
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    data_dir = tmp_path_factory.mktemp("saved") / "data"
-    member = analyst(data_dir)
-    server = ServerProcess(data_dir, demo=True, env={"HITMETRIX_TRUSTED_PROXIES": "127.0.0.1"}).start()
-    try:
-        for address, _, user_agent, paths in VISITS:
-            post_visit(server, member, address, user_agent, paths)
-
-        def all_stored() -> bool:
-            r = server.api(f"/api/v1/projects/{member.project_id}/overview")
-            return r.status_code == 200 and r.json()["totals"]["sessions"] == len(VISITS)
-
-        wait_for(all_stored, 30, 0.2, what="the visits in the overview")
-        yield Loaded(server, member)
-    finally:
-        server.stop()
-
-
-def open_page(browser: Browser, loaded: Loaded, width: int) -> tuple[Page, list[str]]:
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"{exc}\n{exc.stack}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    sign_in(page, loaded.server.url, loaded.member)
-    return page, problems
-
-
-def kpi(page: Page, key: str) -> str:
-    return page.inner_text(f"[data-kpi='{key}'] .hm-ov-kpi-value").strip()
+    with serving_page_visits(tmp_path_factory.mktemp("saved") / "data", analyst, VISITS, "sv", 120_000) as served:
+        yield served
 
 
 def fits(page: Page) -> None:

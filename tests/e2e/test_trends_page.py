@@ -6,10 +6,8 @@ page fits a 375 px phone screen. Screenshots in test-artifacts/trends/."""
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,13 +16,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.e2e.dashboard import Member, demo_member, sign_in
-from tests.support import ServerProcess, wait_for
+from tests.e2e.analytics_server import CHROME, FIREFOX, Loaded, post_visit, serving_visits
+from tests.e2e.dashboard import demo_member, open_page
+from tests.support import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
-FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0"
-CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 # (client address, user agent, pages viewed, clicks on #buy, signups)
 VISITS = [
     ("78.46.0.1", FIREFOX, ["/", "/pricing"], 2, 1),
@@ -36,15 +33,8 @@ PAGEVIEWS = sum(len(v[2]) for v in VISITS)
 CLICKS = sum(v[3] for v in VISITS)
 
 
-@dataclass
-class Loaded:
-    server: ServerProcess
-    member: Member
-
-
-def post_visit(server: ServerProcess, member: Member, address: str, user_agent: str, paths: list[str], clicks: int,
-               signups: int) -> None:
-    sid = "tr" + secrets.token_hex(8)
+def events_of(paths: list[str], clicks: int, signups: int) -> list[dict[str, Any]]:
+    """One visitor's pageviews, then clicks on #buy and signups on the last page, from two minutes ago."""
     ms = int(time.time() * 1000) - 120_000
     events: list[dict[str, Any]] = []
     for p in paths:
@@ -58,44 +48,22 @@ def post_visit(server: ServerProcess, member: Member, address: str, user_agent: 
         ms += 1000
         events.append({"type": "custom", "ts": ms, "url": f"https://shop.example{paths[-1]}", "name": "signup",
                        "props": {"plan": "pro"}})
-    body = {"session_id": sid, "anonymous_id": "a" + sid, "sent_at": int(time.time() * 1000), "events": events}
-    answer = httpx.post(
-        server.url + "/api/v1/batch",
-        params={"key": member.project_key},
-        content=json.dumps(body),
-        headers={"User-Agent": user_agent, "Content-Type": "application/json", "X-Forwarded-For": address},
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
+    return events
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     data_dir = tmp_path_factory.mktemp("trends") / "data"
     member = demo_member(data_dir)
-    server = ServerProcess(data_dir, demo=True, env={"HITMETRIX_TRUSTED_PROXIES": "127.0.0.1"}).start()
-    try:
-        for visit in VISITS:
-            post_visit(server, member, *visit)
 
-        def all_stored() -> bool:
-            r = server.api(f"/api/v1/projects/{member.project_id}/trends")
-            return r.status_code == 200 and r.json()["lines"][0]["totals"]["total"] == PAGEVIEWS
+    def post_visits(server: ServerProcess) -> None:
+        for address, user_agent, paths, clicks, signups in VISITS:
+            post_visit(server, member, "tr", address, user_agent, events_of(paths, clicks, signups))
 
-        wait_for(all_stored, 30, 0.2, what="the visits in the trend")
-        yield Loaded(server, member)
-    finally:
-        server.stop()
-
-
-def open_page(browser: Browser, loaded: Loaded, width: int) -> tuple[Page, list[str]]:
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"{exc}\n{exc.stack}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    sign_in(page, loaded.server.url, loaded.member)
-    return page, problems
+    with serving_visits(data_dir, member, post_visits, "trends",
+                        lambda answer: answer["lines"][0]["totals"]["total"] == PAGEVIEWS,
+                        "the visits in the trend") as served:
+        yield served
 
 
 def wait_drawn(page: Page) -> None:

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page
 from hitmetrix.store import projects
 from hitmetrix.store.meta import MetaStore
 from tests.e2e.conftest import StaticSite
-from tests.e2e.dashboard import Member, demo_member, sign_in
+from tests.e2e.dashboard import Member, demo_member, open_page
 from tests.support import ServerProcess, wait_for
 
 PAGE = """<!doctype html>
@@ -129,13 +129,7 @@ def vitals_site(base: Path, browser: Browser) -> Iterator[VitalsSite]:
 
 def open_signed_in(browser: Browser, site: VitalsSite, width: int) -> tuple[Page, list[str]]:
     """A dashboard page at this width, signed in; the list collects the page's own errors (there must be none)."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"{exc}\n{exc.stack}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    sign_in(page, site.server.url, site.member)
-    return page, problems
+    return open_page(browser, site, width)
 
 
 def fits(page: Page) -> bool:

@@ -4,43 +4,27 @@ signed out, 404 for a project the caller is not in, 400 naming a bad parameter, 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from starlette.applications import Starlette
 
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import projects
 from hitmetrix.web.openapi import openapi_document
 from tests.analytics import groundtruth as gt
-from tests.web.helpers import client, make_user, sign_in
+from tests.web.analytics_fixtures import ZONE, generated_traffic, shop_fixture, signed_in
+from tests.web.helpers import client, sign_in
 
 pytestmark = pytest.mark.anyio
-ZONE = "Asia/Kolkata"
 
 
-@pytest.fixture(scope="module")
-def traffic(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[gt.Traffic]:
-    traffic = gt.generate(seed=11, visitors=60)
-    gt.load(traffic, tmp_path_factory.mktemp("analytics-api") / "spool", base_runtime.store, base_runtime.blobs)
-    yield traffic
-
-
-@pytest.fixture
-def shop(runtime: Runtime, traffic: gt.Traffic) -> int:
-    """Project 1 (in Asia/Kolkata) with the traffic, project 2 with its own; a viewer of project 1 only."""
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
-    return 1
+traffic = generated_traffic(seed=11, visitors=60)
+shop = shop_fixture()
 
 
 async def test_a_viewer_reads_the_overview_in_the_projects_time_zone(
     app: Starlette, shop: int, traffic: gt.Traffic
 ) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/overview", params={"from": "2026-09-21", "to": "2026-10-18"})
         assert answer.status_code == 200, answer.text
         assert answer.headers["cache-control"] == "no-store"
@@ -80,8 +64,7 @@ async def test_signed_out_is_401_and_another_project_is_404(app: Starlette, shop
     ],
 )
 async def test_a_bad_parameter_is_a_400_that_names_it(app: Starlette, shop: int, params: dict, field: str) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/overview", params=params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == field and answer.json()["error"]

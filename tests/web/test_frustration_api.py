@@ -12,13 +12,13 @@ from starlette.applications import Starlette
 from hitmetrix.analytics.frustration_query import pages_with_most_frustration
 from hitmetrix.analytics.overview import OverviewQuery
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import projects
 from hitmetrix.web.openapi import openapi_document
 from hitmetrix.web.render import templates
 from tests.analytics import groundtruth as gt
 from tests.analytics import groundtruth_frustration as gf
 from tests.analytics.test_frustration_query import FIRST, LAST
-from tests.web.helpers import client, make_user, sign_in
+from tests.web.analytics_fixtures import load_traffic, open_shop, signed_in
+from tests.web.helpers import client, sign_in
 
 pytestmark = pytest.mark.anyio
 RANGE = {"from": FIRST.isoformat(), "to": LAST.isoformat()}
@@ -27,23 +27,19 @@ RANGE = {"from": FIRST.isoformat(), "to": LAST.isoformat()}
 @pytest.fixture(scope="module")
 def generated(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[gf.Session]]:
     made, traffic = gf.generate(seed=3, sessions=40)
-    gt.load(traffic, tmp_path_factory.mktemp("frustration-api") / "spool", base_runtime.store, base_runtime.blobs)
+    load_traffic(base_runtime, tmp_path_factory, traffic)
     yield made
 
 
 @pytest.fixture
 def shop(runtime: Runtime, generated: list[gf.Session]) -> int:
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
-    return 1
+    return open_shop(runtime, zone=None)
 
 
 async def test_a_viewer_reads_the_pages_with_most_and_a_sessions_marks(
     app: Starlette, shop: int, generated: list[gf.Session], runtime: Runtime
 ) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/frustration", params={**RANGE, "limit": "3"})
         assert answer.status_code == 200, answer.text
         assert answer.headers["cache-control"] == "no-store"
@@ -62,8 +58,7 @@ async def test_the_session_list_takes_signals_and_overview_filters(
     want = {s.session_id for s in generated if s.project_id == 1 and s.utm_source() == "news"
             and (s.counts()["dead"] or s.counts()["quick_back"])}
     assert want
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         listed = await c.get(f"/api/v1/projects/{shop}/sessions",
                              params={"frustration": "dead,quick_back", "utm_source": "news", "limit": "500"})
         assert listed.status_code == 200, listed.text
@@ -95,8 +90,7 @@ async def test_the_session_list_takes_signals_and_overview_filters(
 )
 async def test_a_bad_parameter_is_a_400_that_names_it(app: Starlette, shop: int, path: str, params: dict,
                                                        field: str) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/{path}", params=params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == field and answer.json()["error"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 
 import pytest
 from starlette.applications import Starlette
@@ -14,37 +13,23 @@ from starlette.applications import Starlette
 from hitmetrix.analytics.funnels import FunnelDefinition, funnel
 from hitmetrix.analytics.overview import OverviewQuery
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import projects
 from hitmetrix.web.openapi import openapi_document
 from tests.analytics import groundtruth as gt
-from tests.web.helpers import client, make_user, sign_in
+from tests.web.analytics_fixtures import ZONE, generated_traffic, shop_fixture, signed_in
+from tests.web.helpers import client, sign_in
 
 pytestmark = pytest.mark.anyio
-ZONE = "Asia/Kolkata"
 DEFINITION = json.dumps({"steps": [{"kind": "pageview", "path": "/"},
                                    {"kind": "pageview", "match": "prefix", "path": "/blog/"}], "window_s": 3600})
 RANGE = {"from": "2026-09-07", "to": "2026-11-08"}
 
 
-@pytest.fixture(scope="module")
-def traffic(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[gt.Traffic]:
-    traffic = gt.generate(seed=13, visitors=60)
-    gt.load(traffic, tmp_path_factory.mktemp("funnels-api") / "spool", base_runtime.store, base_runtime.blobs)
-    yield traffic
-
-
-@pytest.fixture
-def shop(runtime: Runtime, traffic: gt.Traffic) -> int:
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
-    return 1
+traffic = generated_traffic(seed=13, visitors=60)
+shop = shop_fixture()
 
 
 async def test_a_viewer_reads_a_funnel_and_opens_its_drop_offs(app: Starlette, shop: int, runtime: Runtime) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/funnels", params={**RANGE, "definition": DEFINITION})
         assert answer.status_code == 200, answer.text
         assert answer.headers["cache-control"] == "no-store"
@@ -92,8 +77,7 @@ async def test_signed_out_is_401_and_another_project_is_404(app: Starlette, shop
 async def test_a_bad_parameter_is_a_400_that_names_it(
     app: Starlette, shop: int, path: str, params: dict, field: str
 ) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/{path}", params=params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == field and answer.json()["error"]

@@ -5,26 +5,22 @@ a 400 page naming a broken step, and no 500 for hostile parameters."""
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import pytest
 from markupsafe import escape
 from starlette.applications import Starlette
 
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import projects
 from hitmetrix.web.funnels_api import REPLAY_LEAD_MS
 from tests.analytics import groundtruth as gt
-from tests.web.helpers import client, make_user, sign_in
+from tests.web.analytics_fixtures import ZONE, generated_traffic, open_shop, signed_in
+from tests.web.helpers import client, make_user
 
 pytestmark = pytest.mark.anyio
-ZONE = "Asia/Kolkata"
 RANGE = {"from": "2026-09-07", "to": "2026-11-08"}
 # Home, then any blog post within an hour: the page's fields and the API's JSON definition of the same funnel.
 FIELDS = {"s1_kind": "pageview", "s1_path": "/", "s2_kind": "pageview", "s2_match": "prefix", "s2_path": "/blog/",
@@ -35,28 +31,14 @@ DEFINITION = {"steps": [{"kind": "pageview", "match": "exact", "path": "/"},
 HOSTILE = '<script>alert("x")</script>'
 
 
-@pytest.fixture(scope="module")
-def traffic(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[gt.Traffic]:
-    traffic = gt.generate(seed=13, visitors=60)
-    gt.load(traffic, tmp_path_factory.mktemp("funnels-pages") / "spool", base_runtime.store, base_runtime.blobs)
-    yield traffic
+traffic = generated_traffic(seed=13, visitors=60)
 
 
 @pytest.fixture
 def shop(runtime: Runtime, traffic: gt.Traffic) -> int:
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
+    shop = open_shop(runtime)
     make_user(runtime.meta, "outsider@example.com", 2)
-    return 1
-
-
-@contextlib.asynccontextmanager
-async def signed_in(app: Starlette, email: str = "viewer@example.com") -> AsyncIterator[httpx.AsyncClient]:
-    async with client(app) as c:
-        await sign_in(c, email)
-        yield c
+    return shop
 
 
 def island(page: str) -> dict:

@@ -19,27 +19,21 @@ from hitmetrix.store import projects
 from hitmetrix.web.openapi import openapi_document
 from tests.analytics import groundtruth as gt
 from tests.analytics.test_heatmaps import _batches, _sessions
-from tests.web.helpers import client, make_user, sign_in
+from tests.web.analytics_fixtures import ZONE, load_traffic, shop_fixture, signed_in
+from tests.web.helpers import client, sign_in
 
 pytestmark = pytest.mark.anyio
-ZONE = "Asia/Kolkata"
 RANGE = {"from": "2026-10-01", "to": "2026-10-10"}
 
 
 @pytest.fixture(scope="module")
 def loaded(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     traffic = gt.Traffic([], [_batches(_sessions())])
-    gt.load(traffic, tmp_path_factory.mktemp("heatmaps-api") / "spool", base_runtime.store, base_runtime.blobs)
+    load_traffic(base_runtime, tmp_path_factory, traffic)
     yield
 
 
-@pytest.fixture
-def shop(runtime: Runtime, loaded: None) -> int:
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
-    return 1
+shop = shop_fixture("loaded")
 
 
 def island(page_html: str) -> dict:
@@ -50,8 +44,7 @@ def island(page_html: str) -> dict:
 
 async def test_a_viewer_reads_the_heatmap_and_its_page(app: Starlette, shop: int, runtime: Runtime) -> None:
     params = {**RANGE, "page": "/pricing*", "kind": "rage"}
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/heatmaps", params=params)
         assert answer.status_code == 200, answer.text
         assert answer.headers["cache-control"] == "no-store"
@@ -78,8 +71,7 @@ async def test_a_project_that_withholds_replays_still_shows_the_heatmap(
     app: Starlette, shop: int, runtime: Runtime
 ) -> None:
     projects.update_settings(runtime.meta, shop, {"viewers_can_replay": False}, actor_id=None)
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         page = await c.get(f"/projects/{shop}/heatmaps", params={**RANGE, "page": "/pricing"})
         assert page.status_code == 200, page.text
         assert island(page.text)["can_replay"] is False
@@ -122,8 +114,7 @@ async def test_each_project_sees_only_its_own_clicks(app: Starlette, shop: int, 
     ],
 )
 async def test_a_bad_parameter_is_a_400_that_names_it(app: Starlette, shop: int, params: dict, field: str) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/heatmaps", params=params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == field and answer.json()["error"]

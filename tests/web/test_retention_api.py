@@ -5,47 +5,31 @@ text as plain data, and the OpenAPI entries."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from starlette.applications import Starlette
 
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import projects
 from hitmetrix.web.openapi import openapi_document
 from tests.analytics import groundtruth as gt
 from tests.analytics import test_paths as paths_truth
 from tests.analytics import test_retention as retention_truth
-from tests.web.helpers import client, make_user, sign_in
+from tests.web.analytics_fixtures import ZONE, generated_traffic, shop_fixture, signed_in
+from tests.web.helpers import client, sign_in
 
 pytestmark = pytest.mark.anyio
-ZONE = "Asia/Kolkata"
 ENDPOINTS = ("retention", "retention/sessions", "paths", "paths/sessions")
 
 
-@pytest.fixture(scope="module")
-def traffic(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[gt.Traffic]:
-    traffic = gt.generate(seed=11, visitors=60)
-    gt.load(traffic, tmp_path_factory.mktemp("retention-api") / "spool", base_runtime.store, base_runtime.blobs)
-    yield traffic
-
-
-@pytest.fixture
-def shop(runtime: Runtime, traffic: gt.Traffic) -> int:
-    """Project 1 (in Asia/Kolkata) with the traffic, project 2 with its own; a viewer of project 1 only."""
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
-    return 1
+traffic = generated_traffic(seed=11, visitors=60)
+shop = shop_fixture()
 
 
 async def test_a_viewer_reads_retention_paths_and_an_edges_sessions(
     app: Starlette, shop: int, traffic: gt.Traffic
 ) -> None:
     first, last = dt.date(2026, 9, 7), dt.date(2026, 10, 25)
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         grid = await c.get(f"/api/v1/projects/{shop}/retention",
                            params={"from": first.isoformat(), "to": last.isoformat(), "period": "month",
                                    "periods": "2", "return_event": "purchase"})
@@ -84,8 +68,7 @@ async def test_a_viewer_reads_the_sessions_behind_a_retention_cell(
     (cohort, offset), expected = max(((cell, found) for cell, found in want.items() if cell[1] > 0),
                                      key=lambda item: (len(item[1]), item[0]))
     assert len(expected) >= 2, "a cell with a few returning sessions"
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         grid = (await c.get(f"/api/v1/projects/{shop}/retention", params=params)).json()
         cell = next(c for c in grid["cohorts"] if c["cohort"] == cohort)["cells"][offset]
         listed = await c.get(f"/api/v1/projects/{shop}/retention/sessions",
@@ -157,8 +140,7 @@ async def test_signed_out_is_401_and_another_project_is_404(app: Starlette, shop
 async def test_a_bad_parameter_is_a_400_that_names_it(
     app: Starlette, shop: int, endpoint: str, params: dict, field: str
 ) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/{endpoint}", params=params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == field and answer.json()["error"]

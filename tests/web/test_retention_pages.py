@@ -10,7 +10,6 @@ import datetime as dt
 import html
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,42 +17,26 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.applications import Starlette
 
-from hitmetrix.runtime import Runtime
-from hitmetrix.store import projects
 from tests.analytics import groundtruth as gt
 from tests.analytics import test_paths as paths_truth
 from tests.analytics import test_retention as retention_truth
 from tests.support import REPO
-from tests.web.helpers import FakeClock, client, make_user, sign_in
+from tests.web.analytics_fixtures import ZONE, generated_traffic, shop_fixture, signed_in
+from tests.web.helpers import FakeClock, client, sign_in
 
 pytestmark = pytest.mark.anyio
-ZONE = "Asia/Kolkata"
 FIRST, LAST = paths_truth.FIRST, paths_truth.LAST
 RANGE = {"from": FIRST.isoformat(), "to": LAST.isoformat()}
 HOSTILE = '<script>alert("x")</script>'
 GROUPS = ["^/blog/=>/blog/*", "^/p/=>/p/*"]
 
 
-@pytest.fixture(scope="module")
-def traffic(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[gt.Traffic]:
-    traffic = gt.generate(seed=13, visitors=70)
-    gt.load(traffic, tmp_path_factory.mktemp("retention-pages") / "spool", base_runtime.store, base_runtime.blobs)
-    yield traffic
-
-
-@pytest.fixture
-def shop(runtime: Runtime, traffic: gt.Traffic) -> int:
-    """Project 1 (in Asia/Kolkata) with the traffic, project 2 with its own; a viewer of project 1 only."""
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
-    return 1
+traffic = generated_traffic(seed=13, visitors=70)
+shop = shop_fixture()
 
 
 async def page_of(app: Starlette, path: str, params: Any) -> tuple[int, str]:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(path, params=params)
     return answer.status_code, answer.text
 
@@ -184,8 +167,7 @@ async def test_the_previous_period_comes_beside_the_grid(app: Starlette, shop: i
     sizes = sum(c["visitors"] for c in earlier["cohorts"])
     assert sizes and series[1]["values"] == [
         round(100 * sum(c["cells"][k]["visitors"] for c in earlier["cohorts"]) / sizes, 1) for k in range(4)]
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         api = (await c.get(f"/api/v1/projects/{shop}/retention", params=params)).json()
     assert api["previous"] == earlier, "the endpoint answers the same comparison"
     assert "compare=previous" in next(h for h in hrefs(page) if "device" not in h and "/retention?" in h)

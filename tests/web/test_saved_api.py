@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,9 +16,10 @@ from starlette.applications import Starlette
 
 from hitmetrix.analytics import cohorts
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import audit, projects, saved
+from hitmetrix.store import audit, saved
 from hitmetrix.web.openapi import openapi_document
 from tests.analytics import groundtruth as gt
+from tests.web.analytics_fixtures import generated_traffic, open_shop
 from tests.web.helpers import FakeClock, client, make_user, sign_in
 
 pytestmark = pytest.mark.anyio
@@ -33,23 +33,16 @@ FUNNEL = json.dumps({"steps": [{"kind": "pageview", "path": "/"}, {"kind": "page
                                                                      "path": "/"}], "window_s": 3600})
 
 
-@pytest.fixture(scope="module")
-def traffic(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[gt.Traffic]:
-    traffic = gt.generate(seed=17, visitors=90)
-    gt.load(traffic, tmp_path_factory.mktemp("saved-api") / "spool", base_runtime.store, base_runtime.blobs)
-    yield traffic
+traffic = generated_traffic(seed=17, visitors=90)
 
 
 @pytest.fixture
 def shop(runtime: Runtime, traffic: gt.Traffic, clock: FakeClock) -> int:
     clock.now = dt.datetime(2026, 10, 20, 12, tzinfo=dt.UTC).timestamp()
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
+    shop = open_shop(runtime, ZONE)
     make_user(runtime.meta, "analyst@example.com", 1, role="analyst")
     make_user(runtime.meta, "owner@example.com", 1, 2, role="owner")
-    return 1
+    return shop
 
 
 async def signed(c: httpx.AsyncClient, email: str) -> dict[str, str]:

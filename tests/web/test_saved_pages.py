@@ -5,7 +5,6 @@ comes back as a 400 page naming it with what was typed kept, and viewers read wi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from starlette.applications import Starlette
@@ -13,16 +12,13 @@ from starlette.applications import Starlette
 from hitmetrix.runtime import Runtime
 from hitmetrix.store import projects, saved
 from tests.analytics import groundtruth as gt
+from tests.web.analytics_fixtures import generated_traffic
 from tests.web.helpers import client, make_user, sign_in
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def traffic(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[gt.Traffic]:
-    traffic = gt.generate(seed=5, visitors=40)
-    gt.load(traffic, tmp_path_factory.mktemp("saved-pages") / "spool", base_runtime.store, base_runtime.blobs)
-    yield traffic
+traffic = generated_traffic(seed=5, visitors=40)
 
 
 @pytest.fixture

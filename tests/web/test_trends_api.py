@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,32 +14,19 @@ from starlette.applications import Starlette
 from hitmetrix.analytics.overview import OverviewQuery
 from hitmetrix.analytics.trends import TrendDefinition, trend
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import projects
 from hitmetrix.web.openapi import openapi_document
 from tests.analytics import groundtruth as gt
-from tests.web.helpers import client, make_user, sign_in
+from tests.web.analytics_fixtures import ZONE, generated_traffic, shop_fixture, signed_in
+from tests.web.helpers import client, sign_in
 
 pytestmark = pytest.mark.anyio
-ZONE = "Asia/Kolkata"
 SERIES = json.dumps([{"kind": "pageview", "match": "prefix", "path": "/blog/", "math": "visitors"},
                      {"kind": "custom", "name": "signup", "math": "per_session"}])
 RANGE = {"from": "2026-09-07", "to": "2026-11-08"}
 
 
-@pytest.fixture(scope="module")
-def traffic(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[gt.Traffic]:
-    traffic = gt.generate(seed=17, visitors=60)
-    gt.load(traffic, tmp_path_factory.mktemp("trends-api") / "spool", base_runtime.store, base_runtime.blobs)
-    yield traffic
-
-
-@pytest.fixture
-def shop(runtime: Runtime, traffic: gt.Traffic) -> int:
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
-    return 1
+traffic = generated_traffic(seed=17, visitors=60)
+shop = shop_fixture()
 
 
 async def test_a_viewer_reads_a_trend_and_opens_the_sessions_of_a_line(
@@ -48,8 +34,7 @@ async def test_a_viewer_reads_a_trend_and_opens_the_sessions_of_a_line(
 ) -> None:
     params = {**RANGE, "series": SERIES, "breakdown": "country", "breakdown_limit": "2", "compare": "previous",
               "interval": "week"}
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/trends", params=params)
         assert answer.status_code == 200, answer.text
         assert answer.headers["cache-control"] == "no-store"
@@ -71,8 +56,7 @@ async def test_a_viewer_reads_a_trend_and_opens_the_sessions_of_a_line(
 
 
 async def test_without_series_a_trend_counts_every_pageview(app: Starlette, shop: int, traffic: gt.Traffic) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = (await c.get(f"/api/v1/projects/{shop}/trends", params=RANGE)).json()
     low = int(dt.datetime(2026, 9, 6, 18, 30, tzinfo=dt.UTC).timestamp() * 1000)  # 7 Sept 00:00 in Kolkata
     high = int(dt.datetime(2026, 11, 8, 18, 30, tzinfo=dt.UTC).timestamp() * 1000)
@@ -133,8 +117,7 @@ async def test_another_projects_events_are_not_in_a_trend(app: Starlette, shop: 
 async def test_a_bad_parameter_is_a_400_that_names_it(
     app: Starlette, shop: int, path: str, params: dict[str, str], field: str
 ) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/{path}", params=params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == field and answer.json()["error"]

@@ -14,14 +14,13 @@ from markupsafe import escape
 from starlette.applications import Starlette
 
 from hitmetrix.runtime import Runtime
-from hitmetrix.store import projects
 from hitmetrix.web.openapi import openapi_document
 from tests.analytics import groundtruth as gt
 from tests.analytics import groundtruth_vitals as gv
-from tests.web.helpers import client, make_user, sign_in
+from tests.web.analytics_fixtures import ZONE, load_traffic, shop_fixture, signed_in
+from tests.web.helpers import client, sign_in
 
 pytestmark = pytest.mark.anyio
-ZONE = "Asia/Kolkata"
 RANGE = {"from": gv.FIRST.isoformat(), "to": gv.LAST.isoformat()}
 GROUP = "0123456789abcdef"
 ENDPOINTS = ("vitals", "errors", f"errors/{GROUP}")
@@ -30,25 +29,17 @@ ENDPOINTS = ("vitals", "errors", f"errors/{GROUP}")
 @pytest.fixture(scope="module")
 def sessions(base_runtime: Runtime, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[gt.TruthSession]]:
     traffic, sessions = gv.generate(seed=21, visitors=60)
-    gt.load(traffic, tmp_path_factory.mktemp("vitals-api") / "spool", base_runtime.store, base_runtime.blobs)
+    load_traffic(base_runtime, tmp_path_factory, traffic)
     yield sessions
 
 
-@pytest.fixture
-def shop(runtime: Runtime, sessions: list[gt.TruthSession]) -> int:
-    """Project 1 (in Asia/Kolkata) with the traffic, project 2 with its own; a viewer of project 1 only."""
-    for name in ("shop", "other"):
-        projects.create_project(runtime.meta, name, owner_id=None)
-    projects.update_settings(runtime.meta, 1, {"time_zone": ZONE}, actor_id=None)
-    make_user(runtime.meta, "viewer@example.com", 1)
-    return 1
+shop = shop_fixture("sessions")
 
 
 async def test_a_viewer_reads_vitals_errors_and_a_groups_sessions(
     app: Starlette, shop: int, sessions: list[gt.TruthSession]
 ) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/vitals",
                              params={**RANGE, "sort": "lcp", "group": ["^/blog/=>/blog/*"], "device": "desktop"})
         assert answer.status_code == 200, answer.text
@@ -133,8 +124,7 @@ async def test_project_2_sees_only_its_own(app: Starlette, runtime: Runtime, sho
 async def test_a_bad_parameter_is_a_400_that_names_it(
     app: Starlette, shop: int, endpoint: str, params: dict, field: str
 ) -> None:
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         answer = await c.get(f"/api/v1/projects/{shop}/{endpoint}", params=params)
         assert answer.status_code == 400, answer.text
         assert answer.json()["field"] == field and answer.json()["error"]
@@ -180,8 +170,7 @@ def test_the_endpoints_are_in_the_openapi_document() -> None:
 async def test_the_pages_render_the_same_answers(app: Starlette, shop: int, sessions: list[gt.TruthSession]) -> None:
     """The pages show what the endpoints answer; hostile messages are text, a bad parameter is a 400 page naming
     it, a group with nothing in the range a 404 page."""
-    async with client(app) as c:
-        await sign_in(c, "viewer@example.com")
+    async with signed_in(app) as c:
         page = await c.get(f"/projects/{shop}/vitals", params={**RANGE, "sort": "lcp", "chart": "inp"})
         assert page.status_code == 200, page.text
         want = gv.vitals_answer(sessions, 1, ZONE, sort="lcp")
