@@ -54,6 +54,8 @@ from hitmetrix.store.clickhouse import EventStore
 
 MIN_STEPS, MAX_STEPS = 2, 10
 MAX_EXCLUSIONS = 5
+# Bits below an item's time in a packed step item: a bit per step, then a bit per exclusion.
+_PACKED_BITS = MAX_STEPS + MAX_EXCLUSIONS
 MAX_PROPS = 10
 MAX_TEXT_CHARS = 500
 MAX_DEFINITION_CHARS = 8_000
@@ -285,20 +287,25 @@ def sequence_query(project_id: int, query: overview.OverviewQuery, zone: str, de
     q = sessions_query(project_id, query, zone, definition.breakdown)
     start_ms, end_ms = day_range_ms(query.date_from, query.date_to, zone)
     assert start_ms is not None and end_ms is not None
-    low, high = q.bind(start_ms, "Int64"), q.bind(end_ms + definition.window_s * 1000, "Int64")
     looked_at = (*definition.steps, *(e.step for e in definition.exclusions))
     if all(_key_condition(q.nested(), s) is not None for s in looked_at):
         step_mask, excl_mask = _masks(definition, lambda step: _key_condition(q, step))
-        # One number per item first (steps in the low bits, exclusions above): the items that fill nothing
-        # (most) are dropped before any tuple is made.
-        hit = f"(t, k) -> if(t >= {low} AND t <= {high}, bitOr({step_mask}, bitShiftLeft({excl_mask}, {MAX_STEPS})), 0)"
+        # One number per item (its steps above its exclusions); the items that fill nothing (most) are dropped
+        # before anything else is done with them. The rest are packed with their time into one Int64 each (time,
+        # steps, exclusions from the high bits down), so the time bounds and the sort are on plain numbers.
+        first, last = q.bind(start_ms << _PACKED_BITS, "Int64"), q.bind(
+            ((end_ms + definition.window_s * 1000 + 1) << _PACKED_BITS) - 1, "Int64")
         q.select(
-            f"arrayMap({hit}, step_ms, step_key) AS step_hits",
-            f"arraySort(arrayMap((t, h) -> (t, bitAnd(h, {(1 << MAX_STEPS) - 1}), bitShiftRight(h, {MAX_STEPS})),"
-            " arrayFilter((t, h) -> h != 0, step_ms, step_hits), arrayFilter(h -> h != 0, step_hits))) AS seq",
+            f"arrayMap(k -> bitOr(bitShiftLeft({step_mask}, {MAX_EXCLUSIONS}), {excl_mask}), step_key) AS step_hits",
+            f"arraySort(arrayFilter(x -> x >= {first} AND x <= {last}, arrayMap((t, h) -> bitOr(bitShiftLeft(t,"
+            f" {_PACKED_BITS}), h), arrayFilter((t, h) -> h != 0, step_ms, step_hits), arrayFilter(h -> h != 0,"
+            " step_hits)))) AS packed",
+            f"arrayMap(x -> (bitShiftRight(x, {_PACKED_BITS}), toUInt32(bitAnd(bitShiftRight(x, {MAX_EXCLUSIONS}),"
+            f" {(1 << MAX_STEPS) - 1})), toUInt32(bitAnd(x, {(1 << MAX_EXCLUSIONS) - 1}))), packed) AS seq",
         )
         return q
     step_mask, excl_mask = _masks(definition, lambda step: _item_condition(q, step))
+    low, high = q.bind(start_ms, "Int64"), q.bind(end_ms + definition.window_s * 1000, "Int64")
     q.select(
         f"arraySort(arrayFilter(x -> (x.2 != 0 OR x.3 != 0) AND x.1 >= {low} AND x.1 <= {high},"
         f" arrayMap(x -> (toUnixTimestamp64Milli(x.1), {step_mask}, {excl_mask}), step_seq))) AS seq"
@@ -511,30 +518,31 @@ def funnel(store: EventStore, project_id: int, query: overview.OverviewQuery, de
     n = len(definition.steps)
     sql, params = attempts_sql(project_id, query, zone, definition)
     params["zone"] = bound_value(zone, "String")
-    grouped = (
-        "SELECT grouping(day) AS day_rolled_up, grouping(breakdown_value) AS value_rolled_up, day, breakdown_value,"
-        f" {_counts_columns(n)}\n"
-        "FROM (SELECT times, breakdown_value,"
-        " toString(toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})) AS day"
-        f" FROM ({sql}))\n"
-        "GROUP BY GROUPING SETS ((), (day), (breakdown_value))"
-    )
+    # The trend needs only each day's entries and conversions: a map per group (sumMap), not a grouping set of
+    # its own with every median. Days of the zone, keyed by Date.
+    day = "toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})"
+    by_day = f"sumMap([{day}], [toUInt64(1)], [toUInt64(length(times) >= {n})]) AS by_day"
+    if definition.breakdown:
+        keys = "grouping(breakdown_value) AS rolled_up, breakdown_value"
+        group_by = "\nGROUP BY GROUPING SETS ((), (breakdown_value))"
+    else:
+        keys, group_by = "1 AS rolled_up, '' AS breakdown_value", ""
+    grouped = f"SELECT {keys}, {_counts_columns(n)}, {by_day}\nFROM ({sql}){group_by}"
     totals = StepCounts([0] * n, [None] * n, [None] * n)
-    days: dict[str, StepCounts] = {}
+    days: dict[str, tuple[int, int]] = {}
     values: dict[str, StepCounts] = {}
     for row in store.query(grouped + "\n" + _SETTINGS, params):
         # grouping(c) is 0 when c is a key of the row's grouping set, 1 when the row sums over it (standard SQL).
-        if not row["day_rolled_up"] and row["value_rolled_up"]:
-            days[row["day"]] = _step_counts(row)
-        elif not row["value_rolled_up"] and row["day_rolled_up"]:
-            values[row["breakdown_value"]] = _step_counts(row)
-        else:
+        if row["rolled_up"]:
             totals = _step_counts(row)
+            day_keys, entered, converted = row["by_day"]
+            days = {d: (int(e), int(c)) for d, e, c in zip(day_keys, entered, converted, strict=True)}
+        else:
+            values[row["breakdown_value"]] = _step_counts(row)
     trend = []
     day = query.date_from
     while day <= query.date_to:
-        counts = days.get(day.isoformat())
-        entered, converted = (counts.reached[0], counts.reached[-1]) if counts else (0, 0)
+        entered, converted = days.get(day.isoformat(), (0, 0))
         trend.append({"day": day.isoformat(), "entered": entered, "converted": converted,
                       "conversion": round(100 * converted / entered, 2) if entered else 0.0})
         day += dt.timedelta(days=1)
