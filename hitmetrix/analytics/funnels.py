@@ -270,14 +270,17 @@ def _masks(definition: FunnelDefinition, condition: Any) -> tuple[str, str]:
     return f"toUInt32({step_mask})", f"toUInt32({excl_mask or '0'})"
 
 
-def _key_condition(q: ScopedSelect, step: Step) -> str | None:
-    """``_condition`` for an element ``k`` of ``step_key`` (schema step 8: a hash of kind and path or name), or
-    None when the step needs the text (a prefix or a pattern)."""
-    if step.kind == "pageview" and step.match == "exact":
-        return f"k = cityHash64('pageview', {q.bind(step.path, 'String')})"
-    if step.kind == "custom":
-        return f"k = cityHash64('custom', {q.bind(step.name, 'String')})"
-    return None
+def _key(q: ScopedSelect, step: Step) -> str:
+    """The ``step_key`` (schema step 8: a hash of kind and path or name) of the items an exact pageview or custom
+    event step matches (``reads_keys``)."""
+    return f"cityHash64('{step.kind}', {q.bind(step.path if step.kind == 'pageview' else step.name, 'String')})"
+
+
+def reads_keys(definition: FunnelDefinition) -> bool:
+    """Whether a funnel that reads the sessions rows compares numbers only: every step and exclusion an exact page
+    or an event name (not a prefix or a pattern, which need the text)."""
+    steps = [*definition.steps, *(e.step for e in definition.exclusions)]
+    return all(s.kind == "custom" or (s.kind == "pageview" and s.match == "exact") for s in steps)
 
 
 def sequence_query(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition
@@ -287,9 +290,11 @@ def sequence_query(project_id: int, query: overview.OverviewQuery, zone: str, de
     q = sessions_query(project_id, query, zone, definition.breakdown)
     start_ms, end_ms = day_range_ms(query.date_from, query.date_to, zone)
     assert start_ms is not None and end_ms is not None
-    looked_at = (*definition.steps, *(e.step for e in definition.exclusions))
-    if all(_key_condition(q.nested(), s) is not None for s in looked_at):
-        step_mask, excl_mask = _masks(definition, lambda step: _key_condition(q, step))
+    if reads_keys(definition):
+        # Only sessions where an attempt can start: one with step 1 (``any``: with any step) at all.
+        opening = definition.steps if definition.order == "any" else definition.steps[:1]
+        q.where(f"hasAny(step_key, [{', '.join(_key(q, s) for s in opening)}])")
+        step_mask, excl_mask = _masks(definition, lambda step: f"k = {_key(q, step)}")
         # One number per item (its steps above its exclusions); the items that fill nothing (most) are dropped
         # before anything else is done with them. The rest are packed with their time into one Int64 each (time,
         # steps, exclusions from the high bits down), so the time bounds and the sort are on plain numbers.
@@ -441,13 +446,15 @@ def attempts_sql(project_id: int, query: overview.OverviewQuery, zone: str, defi
         first, last = sq.bind(first_ms, "Int64"), sq.bind(last_ms, "Int64")
         items, best = best_attempt_sql(definition, first, last)
         # Sessions where no attempt can start (no event in the range that fills step 1, or for ``any`` any step)
-        # skip the array work.
+        # skip the array work: the keys' query has left them out already.
         opens = "x.2 != 0" if definition.order == "any" else "bitTest(x.2, 0)"
+        where = "" if reads_keys(definition) else (
+            f" WHERE arrayExists(x -> {opens} AND x.1 >= {first} AND x.1 < {last}, seq)")
         sql = (
             "SELECT session_id, anonymous_id, breakdown_value, times\n"
             f"FROM (SELECT session_id, anonymous_id, breakdown_value, {best} AS times\n"
             f"FROM (SELECT session_id, anonymous_id, breakdown_value, seq, {', '.join(items)}\n"
-            f"FROM ({sq.sql()}) WHERE arrayExists(x -> {opens} AND x.1 >= {first} AND x.1 < {last}, seq)))\n"
+            f"FROM ({sq.sql()}){where}))\n"
             "WHERE length(times) > 0"
         )
         return sql, sq.params
@@ -520,8 +527,8 @@ def funnel(store: EventStore, project_id: int, query: overview.OverviewQuery, de
     params["zone"] = bound_value(zone, "String")
     # The trend needs only each day's entries and conversions: a map per group (sumMap), not a grouping set of
     # its own with every median. Days of the zone, keyed by Date.
-    day = "toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})"
-    by_day = f"sumMap([{day}], [toUInt64(1)], [toUInt64(length(times) >= {n})]) AS by_day"
+    day_sql = "toDate(fromUnixTimestamp64Milli(times[1], 'UTC'), {zone:String})"
+    by_day = f"sumMap([{day_sql}], [toUInt64(1)], [toUInt64(length(times) >= {n})]) AS by_day"
     if definition.breakdown:
         keys = "grouping(breakdown_value) AS rolled_up, breakdown_value"
         group_by = "\nGROUP BY GROUPING SETS ((), (breakdown_value))"

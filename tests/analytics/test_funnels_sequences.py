@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hitmetrix.analytics.funnels import FunnelDefinition, reads_sessions_only
+from hitmetrix.analytics.funnels import FunnelDefinition, reads_keys, reads_sessions_only
 from tests.analytics.test_funnels import (  # noqa: F401 - the module's fixtures, imported to be used here
     FIRST,
     LAST,
@@ -26,11 +26,16 @@ from tests.loader.helpers import World
 
 ANY_PAGE = {"kind": "pageview", "match": "prefix", "path": "/"}
 SIGNUP = {"kind": "custom", "name": "signup"}
+HOME = {"kind": "pageview", "path": "/"}
 SEQUENCE_DEFINITIONS: list[dict[str, Any]] = [
     {"steps": [ANY_PAGE, SIGNUP], "window_s": 7200,
      "exclusions": [{"kind": "pageview", "match": "regex", "path": "^/p/", "from_step": 1, "to_step": 2}]},
     {"steps": [ANY_PAGE, ANY_PAGE, ANY_PAGE], "window_s": 1800, "exclusions": [{"kind": "custom", "name": "signup"}]},
     {"steps": [{"kind": "custom", "name": "add_to_cart"}, ANY_PAGE], "order": "any", "window_s": 7200,
+     "exclusions": [{"kind": "custom", "name": "purchase"}]},
+    # Exact pages and names only: read by their keys (schema step 8)
+    {"steps": [HOME, SIGNUP], "window_s": 7200, "exclusions": [{"kind": "custom", "name": "add_to_cart"}]},
+    {"steps": [{"kind": "custom", "name": "add_to_cart"}, HOME], "order": "any", "window_s": 7200,
      "exclusions": [{"kind": "custom", "name": "purchase"}]},
 ]
 
@@ -49,6 +54,16 @@ SEQUENCE_DEFINITIONS: list[dict[str, Any]] = [
 def test_only_funnels_of_pageviews_and_plain_custom_events_read_the_sessions_rows(d: dict[str, Any],
                                                                                    sequence: bool) -> None:
     assert reads_sessions_only(FunnelDefinition.from_json(json.dumps(d))) is sequence
+
+
+@pytest.mark.parametrize(("d", "keys"), [
+    ({"steps": [HOME, SIGNUP]}, True),
+    ({"steps": [HOME, SIGNUP], "order": "any", "exclusions": [{"kind": "pageview", "path": "/x"}]}, True),
+    ({"steps": [ANY_PAGE, SIGNUP]}, False),  # a prefix needs the page's text
+    ({"steps": [HOME, SIGNUP], "exclusions": [{"kind": "pageview", "match": "regex", "path": "^/p/"}]}, False),
+])
+def test_funnels_of_exact_pages_and_event_names_compare_keys(d: dict[str, Any], keys: bool) -> None:
+    assert reads_keys(FunnelDefinition.from_json(json.dumps(d))) is keys
 
 
 @pytest.mark.parametrize("d", SEQUENCE_DEFINITIONS, ids=lambda d: f"{d.get('order', 'ordered')}-{len(d['steps'])}")
