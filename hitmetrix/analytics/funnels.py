@@ -295,16 +295,15 @@ def sequence_query(project_id: int, query: overview.OverviewQuery, zone: str, de
         opening = definition.steps if definition.order == "any" else definition.steps[:1]
         q.where(f"hasAny(step_key, [{', '.join(_key(q, s) for s in opening)}])")
         step_mask, excl_mask = _masks(definition, lambda step: f"k = {_key(q, step)}")
-        # One number per item (its steps above its exclusions); the items that fill nothing (most) are dropped
-        # before anything else is done with them. The rest are packed with their time into one Int64 each (time,
-        # steps, exclusions from the high bits down), so the time bounds and the sort are on plain numbers.
+        # Each item packed with what it fills into one Int64 (time, then a bit per step, then a bit per
+        # exclusion), in one pass over the items; those that fill nothing (most) and those out of the time bounds
+        # are dropped, and the rest sorted, all as plain numbers. ``seq`` unpacks them, for the rules that read it.
         first, last = q.bind(start_ms << _PACKED_BITS, "Int64"), q.bind(
             ((end_ms + definition.window_s * 1000 + 1) << _PACKED_BITS) - 1, "Int64")
         q.select(
-            f"arrayMap(k -> bitOr(bitShiftLeft({step_mask}, {MAX_EXCLUSIONS}), {excl_mask}), step_key) AS step_hits",
-            f"arraySort(arrayFilter(x -> x >= {first} AND x <= {last}, arrayMap((t, h) -> bitOr(bitShiftLeft(t,"
-            f" {_PACKED_BITS}), h), arrayFilter((t, h) -> h != 0, step_ms, step_hits), arrayFilter(h -> h != 0,"
-            " step_hits)))) AS packed",
+            f"arraySort(arrayFilter(x -> bitAnd(x, {(1 << _PACKED_BITS) - 1}) != 0 AND x >= {first} AND x <= {last},"
+            f" arrayMap((t, k) -> bitOr(bitShiftLeft(t, {_PACKED_BITS}), bitOr(bitShiftLeft({step_mask},"
+            f" {MAX_EXCLUSIONS}), {excl_mask})), step_ms, step_key))) AS packed",
             f"arrayMap(x -> (bitShiftRight(x, {_PACKED_BITS}), toUInt32(bitAnd(bitShiftRight(x, {MAX_EXCLUSIONS}),"
             f" {(1 << MAX_STEPS) - 1})), toUInt32(bitAnd(x, {(1 << MAX_EXCLUSIONS) - 1}))), packed) AS seq",
         )
@@ -344,7 +343,8 @@ def events_query(project_id: int, query: overview.OverviewQuery, zone: str, defi
 # (Array(Tuple(ms Int64, steps UInt32, exclusions UInt32)), sorted). An attempt is its steps' times, Array(Int64).
 
 
-def _ordered_attempts_sql(definition: FunnelDefinition, first_ms: str, last_ms: str) -> tuple[list[str], str]:
+def _ordered_attempts_sql(definition: FunnelDefinition, first_ms: str, last_ms: str, packed: bool
+                          ) -> tuple[list[str], str]:
     """(select-list items, expression) for ``ordered`` and ``strict`` over one session's ``seq``: per position of
     seq, ``d2_K`` (the time of step K of the attempt starting there; its own time is step 1's) and ``lens`` (how
     many steps that attempt reaches; 0 if none starts there); then the times of the first of the longest.
@@ -355,40 +355,55 @@ def _ordered_attempts_sql(definition: FunnelDefinition, first_ms: str, last_ms: 
     (``ordered``: ``arrayReverseFill``; ``strict``: the very next event's), 0 for none; a step-K event's own
     chain is its time and then ``d(K+1)_M`` at its own position. Only element-wise functions over arrays of
     numbers: no lambda reads another array by index (ClickHouse would copy that array for every element) and
-    no array of arrays."""
+    no array of arrays. With ``packed``, over the sessions rows' ``packed`` items instead (``sequence_query``):
+    the same numbers without making a tuple of each."""
     n, window_ms = len(definition.steps), definition.window_s * 1000
     items: list[str] = []
+    source = "packed" if packed else "seq"
+
+    def ms(x: str) -> str:
+        return f"bitShiftRight({x}, {_PACKED_BITS})" if packed else f"{x}.1"
+
+    def fills(x: str, step: int) -> str:
+        """Whether item ``x`` fills step ``step`` (1-based)."""
+        return f"bitTest({x}, {MAX_EXCLUSIONS + step - 1})" if packed else f"bitTest({x}.2, {step - 1})"
 
     def after(k: int, own: str) -> str:
         """``own`` (values at step-k events, 0 elsewhere) as seen from each position: the first step-k event's
         strictly after it (``strict``: the next event's)."""
         if definition.order != "strict":
-            own = f"arrayReverseFill((v, x) -> bitTest(x.2, {k - 1}), {own}, seq)"
-        return f"arrayResize(arrayPopFront({own}), length(seq), 0)"  # [] stays []
+            own = f"arrayReverseFill((v, x) -> {fills('x', k)}, {own}, {source})"
+            if packed and definition.steps[k - 2] != definition.steps[k - 1]:
+                # Steps k-1 and k are different pages or names, so no event fills both: at a step k-1 event (the
+                # only places this is read), the first step-k event from there on is the first one after it.
+                return own
+        return f"arrayResize(arrayPopFront({own}), length({source}), 0)"  # [] stays []
 
     for k in range(n, 1, -1):
-        items.append(f"{after(k, f'arrayMap(x -> if(bitTest(x.2, {k - 1}), x.1, 0), seq)')} AS d{k}_{k}")
+        own = f"arrayMap(x -> if({fills('x', k)}, {ms('x')}, 0), {source})"
+        items.append(f"{after(k, own)} AS d{k}_{k}")
         for m in range(k + 1, n + 1):
-            own = f"arrayMap((x, v) -> if(bitTest(x.2, {k - 1}), v, 0), seq, d{k + 1}_{m})"
+            own = f"arrayMap((x, v) -> if({fills('x', k)}, v, 0), {source}, d{k + 1}_{m})"
             items.append(f"{after(k, own)} AS d{k}_{m}")
     later = [f"d2_{m}" for m in range(2, n + 1)]
     params = ", ".join(f"t{m}" for m in range(2, n + 1))
+    start = ms("x")
     # Chain times rise along the chain, so those within the window are a prefix of it.
-    reached = " + ".join(f"(t{m} != 0 AND t{m} - x.1 <= {window_ms})" for m in range(2, n + 1))
+    reached = " + ".join(f"(t{m} != 0 AND t{m} - {start} <= {window_ms})" for m in range(2, n + 1))
     items.append(
-        f"arrayMap((x, {params}) -> if(bitTest(x.2, 0) AND x.1 >= {first_ms} AND x.1 < {last_ms}, 1 + {reached}, 0),"
-        f" seq, {', '.join(later)}) AS lens"
+        f"arrayMap((x, {params}) -> if({fills('x', 1)} AND {start} >= {first_ms} AND {start} < {last_ms},"
+        f" 1 + {reached}, 0), {source}, {', '.join(later)}) AS lens"
     )
-    times = f"[x.1, {params}]"
+    times = f"[{start}, {params}]"
     if definition.exclusions:
-        items.append(f"arrayMap((x, len, {params}) -> arraySlice({times}, 1, len), seq, lens, {', '.join(later)})"
-                     " AS attempts")
+        items.append(f"arrayMap((x, len, {params}) -> arraySlice({times}, 1, len), {source}, lens,"
+                     f" {', '.join(later)}) AS attempts")
         pick = (f"arrayFold((best, a) -> if(length(a) > length(best) AND NOT ({_void_sql(definition)}), a, best),"
                 " attempts, emptyArrayInt64())")
         return items, pick
     # Without exclusions no attempt is void: the first of the longest.
     best = "indexOf(lens, arrayMax(lens))"
-    pick = f"arraySlice([seq[{best}].1, {', '.join(f'{d}[{best}]' for d in later)}], 1, arrayMax(lens))"
+    pick = f"arraySlice([{ms(f'{source}[{best}]')}, {', '.join(f'{d}[{best}]' for d in later)}], 1, arrayMax(lens))"
     return items, pick
 
 
@@ -424,16 +439,17 @@ def _void_sql(definition: FunnelDefinition) -> str:
     return " OR ".join(arms) or "0"
 
 
-def best_attempt_sql(definition: FunnelDefinition, first_ms: str, last_ms: str) -> tuple[list[str], str]:
+def best_attempt_sql(definition: FunnelDefinition, first_ms: str, last_ms: str, packed: bool = False
+                     ) -> tuple[list[str], str]:
     """(select-list items, expression): the session's furthest attempt (of equals the first) starting in
-    [first_ms, last_ms), as the times of its steps; [] if none."""
+    [first_ms, last_ms), as the times of its steps; [] if none. ``packed``: the rows have ``packed`` items too."""
     pick = (f"arrayFold((best, a) -> if(length(a) > length(best) AND NOT ({_void_sql(definition)}), a, best),"
             " attempts, emptyArrayInt64())")
     if definition.order == "any":
         attempts = (f"arrayMap(i -> if(seq[i].2 != 0 AND seq[i].1 >= {first_ms} AND seq[i].1 < {last_ms},"
                     f" {_any_order_sql(definition)}, emptyArrayInt64()), arrayEnumerate(seq)) AS attempts")
         return [attempts], pick
-    return _ordered_attempts_sql(definition, first_ms, last_ms)
+    return _ordered_attempts_sql(definition, first_ms, last_ms, packed)
 
 
 def attempts_sql(project_id: int, query: overview.OverviewQuery, zone: str, definition: FunnelDefinition
@@ -444,16 +460,19 @@ def attempts_sql(project_id: int, query: overview.OverviewQuery, zone: str, defi
         sq = sequence_query(project_id, query, zone, definition)
         first_ms, last_ms = day_range_ms(query.date_from, query.date_to, zone)
         first, last = sq.bind(first_ms, "Int64"), sq.bind(last_ms, "Int64")
-        items, best = best_attempt_sql(definition, first, last)
+        keys = reads_keys(definition)
+        items, best = best_attempt_sql(definition, first, last, packed=keys)
+        carried = ", ".join(["seq"] * (not keys or definition.order == "any" or bool(definition.exclusions))
+                            + ["packed"] * keys)
         # Sessions where no attempt can start (no event in the range that fills step 1, or for ``any`` any step)
         # skip the array work: the keys' query has left them out already.
         opens = "x.2 != 0" if definition.order == "any" else "bitTest(x.2, 0)"
-        where = "" if reads_keys(definition) else (
+        where = "" if keys else (
             f" WHERE arrayExists(x -> {opens} AND x.1 >= {first} AND x.1 < {last}, seq)")
         sql = (
             "SELECT session_id, anonymous_id, breakdown_value, times\n"
             f"FROM (SELECT session_id, anonymous_id, breakdown_value, {best} AS times\n"
-            f"FROM (SELECT session_id, anonymous_id, breakdown_value, seq, {', '.join(items)}\n"
+            f"FROM (SELECT session_id, anonymous_id, breakdown_value, {carried}, {', '.join(items)}\n"
             f"FROM ({sq.sql()}){where}))\n"
             "WHERE length(times) > 0"
         )

@@ -367,7 +367,8 @@ SESSION_STEP_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 # reading these is a fifth of the work of reading ``step_seq``. Two different pages share a hash with a chance
 # of about one in 10^14 per step among a million distinct pages.
 SESSION_STEP_KEY_MATERIALIZED: tuple[tuple[str, str], ...] = (
-    ("step_ms", "Array(Int64) MATERIALIZED arrayMap(x -> toUnixTimestamp64Milli(x.1), step_seq) CODEC(Delta, LZ4)"),
+    # T64 (then LZ4): half the read time of Delta for times that jump between sessions, at a smaller size.
+    ("step_ms", "Array(Int64) MATERIALIZED arrayMap(x -> toUnixTimestamp64Milli(x.1), step_seq) CODEC(T64, LZ4)"),
     ("step_key", "Array(UInt64) MATERIALIZED arrayMap(x -> cityHash64(x.2, x.3), step_seq) CODEC(LZ4)"),
 )
 
