@@ -171,13 +171,16 @@ with tempfile.TemporaryDirectory(prefix="hm-loader-") as tmp:
 """
 
 
-def loader_throughput(tree: Path, seconds: int, connections: int) -> dict[str, Any]:
-    """``bench.run``'s capture → store measurement run in ``tree`` (its own code, its own server), with the CPU
-    time it and its children (server, wrk) used and the load average around it."""
+def loader_throughput(tree: Path, seconds: int, connections: int, env: dict[str, str] | None = None
+                      ) -> dict[str, Any]:
+    """``bench.run``'s capture → store measurement run in ``tree`` (its own code, its own server, with ``env``
+    added to its environment), with the CPU time it and its children (server, wrk) used and the load average
+    around it."""
     load_before = os.getloadavg()[0]
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-c", _THROUGHPUT, str(seconds), str(connections)], cwd=tree,
-                          capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(tree)})
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, **(env or {}), "PYTHONPATH": str(tree)})
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         return {"tree": str(tree), "error": done.stderr[-2000:]}
@@ -211,6 +214,9 @@ def main() -> int:
     parser.add_argument("--loader-seconds", type=int, default=15)
     parser.add_argument("--loader-rounds", type=int, default=2, help="before/after pairs, alternating")
     parser.add_argument("--skip-loader", action="store_true")
+    parser.add_argument("--after-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the 'after' tree's server only (e.g. HITMETRIX_DETECT=false: the tree "
+                        "before may not know it)")
     parser.add_argument("--views", default="", help="only these views, comma-separated (e.g. funnel_3_steps,"
                         "window_funnel_baseline)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "analytics.json")
@@ -235,7 +241,8 @@ def main() -> int:
     if not (args.quick or args.skip_loader):
         rounds: dict[str, list[dict[str, Any]]] = {"after": [], "before": []}
         for _ in range(args.loader_rounds):
-            rounds["after"].append(loader_throughput(args.loader_after, args.loader_seconds, 64))
+            rounds["after"].append(loader_throughput(args.loader_after, args.loader_seconds, 64,
+                                                     dict(kv.split("=", 1) for kv in args.after_env)))
             print(f"loader after: {rounds['after'][-1]}", flush=True)
             if args.loader_before:
                 rounds["before"].append(loader_throughput(args.loader_before, args.loader_seconds, 64))
