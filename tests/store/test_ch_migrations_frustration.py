@@ -18,6 +18,7 @@ from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.analytics import groundtruth as gt
 from tests.analytics import groundtruth_frustration as gf
 from tests.loader.helpers import World
+from tests.store.schema_steps import undo_step
 
 TABLES = ("events", "recordings", "session_segments", "loaded_segments", "session_starts")
 
@@ -34,19 +35,8 @@ def counts(store: ChdbStore) -> dict[str, int]:
 
 def as_before_step_5(clickhouse_dir: Path) -> None:
     """Take away what step 5 added, and its ledger row (and those of any later step): a directory of step 4."""
-    from chdb import session
-
-    ch = session.Session(str(clickhouse_dir))
-    try:
-        session_columns = [name for name, _ in SESSION_FRUSTRATION_MATERIALIZED]
-        session_columns += [name for name, _, _, _ in SESSION_FRUSTRATION_COLUMNS]
-        for name in session_columns:
-            ch.query(f"ALTER TABLE hitmetrix.sessions DROP COLUMN {name}")
-        for name, _, _ in SEGMENT_FRUSTRATION_COLUMNS:
-            ch.query(f"ALTER TABLE hitmetrix.session_segments DROP COLUMN {name}")
-        ch.query("DELETE FROM hitmetrix.schema_migrations WHERE version >= 5")
-    finally:
-        ch.close()
+    undo_step(clickhouse_dir, 5, (*SESSION_FRUSTRATION_MATERIALIZED, *SESSION_FRUSTRATION_COLUMNS),
+              SEGMENT_FRUSTRATION_COLUMNS)
 
 
 def test_step_5_gives_the_sessions_stored_before_it_their_signals(tmp_path: Path) -> None:

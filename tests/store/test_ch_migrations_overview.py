@@ -13,6 +13,7 @@ from hitmetrix.store.clickhouse import ChdbStore
 from hitmetrix.store.schema import SESSION_OVERVIEW_MATERIALIZED
 from tests.analytics import groundtruth as gt
 from tests.loader.helpers import World
+from tests.store.schema_steps import undo_step
 from tests.store.test_ch_migrations_sequences import counts, stored_bytes
 
 RANGE = OverviewQuery(dt.date(2026, 9, 7), dt.date(2026, 11, 8), limit=100)
@@ -20,15 +21,7 @@ RANGE = OverviewQuery(dt.date(2026, 9, 7), dt.date(2026, 11, 8), limit=100)
 
 def as_before_step_9(clickhouse_dir: Path) -> None:
     """Take away what step 9 added, and its ledger row: a data directory of step 8."""
-    from chdb import session
-
-    ch = session.Session(str(clickhouse_dir))
-    try:
-        for name, _ in SESSION_OVERVIEW_MATERIALIZED:
-            ch.query(f"ALTER TABLE hitmetrix.sessions DROP COLUMN {name}")
-        ch.query("DELETE FROM hitmetrix.schema_migrations WHERE version >= 9")
-    finally:
-        ch.close()
+    undo_step(clickhouse_dir, 9, SESSION_OVERVIEW_MATERIALIZED)
 
 
 def test_step_9_keys_the_sessions_stored_before_it_and_the_overview_answers_as_before(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from hitmetrix.store.schema import SEGMENT_STEP_COLUMNS, SESSION_STEP_COLUMNS, S
 from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.analytics import groundtruth as gt
 from tests.loader.helpers import World
+from tests.store.schema_steps import undo_step
 
 TABLES = ("events", "recordings", "session_segments", "sessions", "loaded_segments", "session_starts")
 ANY_PAGE = {"kind": "pageview", "match": "prefix", "path": "/"}
@@ -69,32 +70,14 @@ def answers(store: ChdbStore) -> list[Any]:
 
 
 def as_before_step_8(clickhouse_dir: Path) -> None:
-    """Take away what step 8 added, and its ledger row: a data directory of step 7."""
-    from chdb import session
-
-    ch = session.Session(str(clickhouse_dir))
-    try:
-        for name, _ in SESSION_STEP_KEY_MATERIALIZED:
-            ch.query(f"ALTER TABLE hitmetrix.sessions DROP COLUMN {name}")
-        ch.query("DELETE FROM hitmetrix.schema_migrations WHERE version >= 8")
-    finally:
-        ch.close()
+    """Take away what step 8 added, and its ledger row (and those of any later step): a data directory of step 7."""
+    undo_step(clickhouse_dir, 8, SESSION_STEP_KEY_MATERIALIZED)
 
 
 def as_before_step_7(clickhouse_dir: Path) -> None:
     """Take away what steps 7 and 8 added, and their ledger rows: a data directory of step 6."""
-    from chdb import session
-
     as_before_step_8(clickhouse_dir)
-    ch = session.Session(str(clickhouse_dir))
-    try:
-        for name, _, _, _ in SESSION_STEP_COLUMNS:
-            ch.query(f"ALTER TABLE hitmetrix.sessions DROP COLUMN {name}")
-        for name, _, _ in SEGMENT_STEP_COLUMNS:
-            ch.query(f"ALTER TABLE hitmetrix.session_segments DROP COLUMN {name}")
-        ch.query("DELETE FROM hitmetrix.schema_migrations WHERE version >= 7")
-    finally:
-        ch.close()
+    undo_step(clickhouse_dir, 7, SESSION_STEP_COLUMNS, SEGMENT_STEP_COLUMNS)
 
 
 def test_the_loader_writes_each_sessions_pageviews_and_custom_events_in_order(tmp_path: Path) -> None:
