@@ -143,13 +143,6 @@ def _whole(data: dict[str, Any], key: str, default: int, maximum: int, field: st
     return value
 
 
-def _text(data: dict[str, Any], key: str, field: str) -> str:
-    value = data.get(key, "")
-    if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
-        raise BadParameter(f"{field}.{key}", f"{key} must be text of at most {MAX_TEXT_CHARS} characters")
-    return value
-
-
 def _condition(data: Any, field: str) -> Condition:
     if not isinstance(data, dict):
         raise BadParameter(field, "a condition must be an object")
@@ -170,8 +163,9 @@ def _condition(data: Any, field: str) -> Condition:
     name = data.get("property")
     if name not in PROPERTIES:
         raise BadParameter(f"{field}.property", f"property must be one of {', '.join(PROPERTIES)}")
-    value = _text(data, "value", field).strip()
-    key = _text(data, "key", field).strip()
+    # The funnel's own text check, as for the steps.
+    value = funnels.text_field(data, "value", field).strip()
+    key = funnels.text_field(data, "key", field).strip()
     if name == "event_property":
         if not key:
             raise BadParameter(f"{field}.key", "key is required: the custom event property's name")

@@ -153,7 +153,8 @@ class FunnelDefinition:
         return cls(parsed, window_s, order, tuple(parsed_exclusions), breakdown or "")
 
 
-def _text(data: Mapping[str, Any], key: str, field: str) -> str:
+def text_field(data: Mapping[str, Any], key: str, field: str) -> str:
+    """``data[key]`` as text of at most MAX_TEXT_CHARS ("" when missing); BadParameter naming ``field.key``."""
     value = data.get(key, "")
     if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
         raise BadParameter(f"{field}.{key}", f"{key} must be text of at most {MAX_TEXT_CHARS} characters")
@@ -175,18 +176,18 @@ def _step(data: Any, field: str) -> Step:
         match = data.get("match", "exact")
         if match not in MATCHES:
             raise BadParameter(f"{field}.match", f"match must be one of {', '.join(MATCHES)}")
-        path = _text(data, "path", field)
+        path = text_field(data, "path", field)
         if not path and match != "prefix":
             raise BadParameter(f"{field}.path", "path is required")
         return Step(kind, match=match, path=path)
     if kind == "click":
-        selector, text = _text(data, "selector", field), _text(data, "text", field)
+        selector, text = text_field(data, "selector", field), text_field(data, "text", field)
         if not selector and not text:
             raise BadParameter(f"{field}.selector", "a click step needs a selector or a text")
         return Step(kind, selector=selector, text=text)
     if kind == "submit":
-        return Step(kind, selector=_text(data, "selector", field))
-    name = _text(data, "name", field)
+        return Step(kind, selector=text_field(data, "selector", field))
+    name = text_field(data, "name", field)
     if not name:
         raise BadParameter(f"{field}.name", "name is required")
     props = data.get("props", {})
