@@ -364,7 +364,7 @@ SESSION_STEP_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
 # ``step_seq`` again as two arrays of numbers, computed by ClickHouse from it whenever a row is written
 # (MATERIALIZED: never inserted): each item's time in ms and a 64-bit hash of its kind and path or name. A funnel
 # whose steps are exact pages and custom events by name compares numbers instead of reading every item's text:
-# reading these is a fifth of the work of reading ``step_seq``. A step's page shares its hash with one of a
+# reading these takes about a third of the time of reading ``step_seq``. A step's page shares its hash with one of a
 # million other pages with a chance of about one in 10^13.
 SESSION_STEP_KEY_MATERIALIZED: tuple[tuple[str, str], ...] = (
     # T64 (then LZ4): half the read time of Delta for times that jump between sessions, at a smaller size.
