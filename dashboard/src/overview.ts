@@ -9,6 +9,7 @@
  */
 import './analytics.css';
 import { disposeCharts, drawLines, readDataIsland, setLoading, svgChart } from './charts';
+import { fetchPage } from './page_fetch';
 import { drawWorld } from './worldmap';
 
 interface Bucket {
@@ -88,15 +89,9 @@ async function navigate(url: string, push: boolean): Promise<void> {
   current.setAttribute('aria-busy', 'true');
   for (const el of Array.from(current.querySelectorAll<HTMLElement>('#hm-ov-chart, #hm-ov-map'))) setLoading(el, true);
   try {
-    const answer = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/html' } });
-    const type = answer.headers.get('content-type') || '';
-    // Signed out meanwhile (a redirect to the sign-in page) or a server error page: let the browser show it.
-    if (answer.redirected || !type.startsWith('text/html') || (answer.status !== 200 && answer.status !== 400)) {
-      throw new Error(`unexpected answer ${answer.status}`);
-    }
-    const html = await answer.text();
+    const parsed = await fetchPage(url);
     if (ticket !== latest) return; // a newer navigation won
-    const next = new DOMParser().parseFromString(html, 'text/html').getElementById('hm-overview');
+    const next = parsed.getElementById('hm-overview');
     if (!next) throw new Error('no overview in the answer');
     const adopted = document.importNode(next, true);
     disposeCharts(current);

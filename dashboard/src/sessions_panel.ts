@@ -5,6 +5,8 @@
  * load of the same URL, so the page works as it would without the script.
  */
 
+import { fetchPage } from './page_fetch';
+
 /** What tests (and curious developers) can read from a page: panels swapped in, and swaps that fell back. */
 export interface PanelCounts {
   opened: number;
@@ -39,14 +41,8 @@ export function sessionsPanel(options: SessionsPanelOptions): OpenInPanel {
     current.classList.add('is-loading');
     current.setAttribute('aria-busy', 'true');
     try {
-      const answer = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'text/html' } });
-      const type = answer.headers.get('content-type') || '';
-      if (answer.redirected || !type.startsWith('text/html') || (answer.status !== 200 && answer.status !== 400)) {
-        throw new Error(`unexpected answer ${answer.status}`);
-      }
-      const html = await answer.text();
+      const parsed = await fetchPage(url);
       if (ticket !== latest) return; // a newer click won
-      const parsed = new DOMParser().parseFromString(html, 'text/html');
       // A 400 page (a bad parameter in the URL) has its error box where the panel would be.
       const next = parsed.getElementById(panelId) || parsed.querySelector('.hm-ov-error');
       if (!next) throw new Error('no sessions panel in the answer');
