@@ -33,6 +33,7 @@ from bench import analytics_data
 from hitmetrix.analytics import funnels, overview, paths, retention
 from hitmetrix.analytics.params import BadParameter
 from hitmetrix.store.clickhouse import ChdbStore
+from hitmetrix.store.tenancy import SYSTEM_QUERY
 
 HERE = Path(__file__).resolve().parent
 SPAN_START = dt.datetime(2026, 10, 5, tzinfo=dt.UTC)  # a Monday: the weekly retention grid starts on it
@@ -116,6 +117,22 @@ def optional_views(store: ChdbStore, first: dt.date, last: dt.date) -> dict[str,
     return found
 
 
+# Background work ClickHouse may still do on data just written (merges, mutations), which would share the CPU with
+# the views timed next.
+_BACKGROUND = SYSTEM_QUERY(
+    "SELECT (SELECT count() FROM system.merges) + (SELECT count() FROM system.mutations WHERE NOT is_done) AS n"
+)
+SETTLE_TIMEOUT_S = 600.0
+
+
+def settle(store: ChdbStore) -> float:
+    """Wait until ClickHouse has no merge or mutation running (at most SETTLE_TIMEOUT_S); the seconds waited."""
+    start = time.monotonic()
+    while int(store.query(_BACKGROUND)[0]["n"]) and time.monotonic() - start < SETTLE_TIMEOUT_S:
+        time.sleep(0.5)
+    return round(time.monotonic() - start, 1)
+
+
 def bench_size(work: Path, n_events: int, repeat: int, only: set[str] | None = None,
                keep: bool = False) -> dict[str, Any]:
     """Generate ``n_events`` (or, with ``keep``, reuse the data a previous ``keep`` run left in ``work``) and
@@ -134,6 +151,7 @@ def bench_size(work: Path, n_events: int, repeat: int, only: set[str] | None = N
             if keep:
                 built_file.write_text(json.dumps(built))
         print(json.dumps(built), flush=True)
+        print(f"  waited {settle(store)} s for background merges to finish", flush=True)
         first = SPAN_START.date()
         last = first + dt.timedelta(days=analytics_data.SPAN_DAYS - 1)
         result: dict[str, Any] = {"data": built, "range": [first.isoformat(), last.isoformat()], "views": {}}

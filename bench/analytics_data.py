@@ -18,7 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hitmetrix.store.ch_migrations import SEGMENT_SUMMARY_COLUMNS, fill_sessions, segment_summary_select
+from hitmetrix.store.ch_migrations import (
+    SEGMENT_SUMMARY_COLUMNS,
+    fill_sessions,
+    number_visitors,
+    segment_summary_select,
+)
 from hitmetrix.store.clickhouse import ChdbStore
 from hitmetrix.store.schema import DATABASE
 from hitmetrix.store.tenancy import SYSTEM_QUERY
@@ -146,7 +151,10 @@ def build(store: ChdbStore, n_events: int, span_start: dt.datetime, log: Callabl
     summaries_s = time.monotonic() - t1
     t2 = time.monotonic()
     fill_sessions(run)
+    number_visitors(run)  # as the loader numbers the visitors of the sessions it writes
     run(f"OPTIMIZE TABLE {DATABASE}.sessions FINAL")
+    unnumbered = int(run(f"SELECT count() AS n FROM {DATABASE}.sessions FINAL WHERE visitor_num = 0")[0]["n"])
+    assert unnumbered == 0, f"{unnumbered} sessions without a visitor number"
     sessions_s = time.monotonic() - t2
     sessions = int(run(f"SELECT count() AS n FROM {DATABASE}.sessions")[0]["n"])
     return {"events": events, "sessions": sessions, "events_insert_s": round(events_s, 1),

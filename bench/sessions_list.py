@@ -25,7 +25,7 @@ from hitmetrix.loader import Loader
 from hitmetrix.model import StoredBatch, StoredChunk, StoredEvent, encode_batch
 from hitmetrix.spool import Spool
 from hitmetrix.store.blobs import BlobStore
-from hitmetrix.store.ch_migrations import fill_sessions
+from hitmetrix.store.ch_migrations import fill_sessions, number_visitors
 from hitmetrix.store.clickhouse import ChdbStore
 from hitmetrix.store.meta import MetaStore
 from hitmetrix.store.tenancy import SYSTEM_QUERY
@@ -168,6 +168,7 @@ def build_sessions(data_dir: Path, n_sessions: int) -> tuple[ChdbStore, dict[str
     generated_s = time.monotonic() - t1
     t2 = time.monotonic()
     fill_sessions(run, "startsWith(session_id, 'bulk')")
+    number_visitors(run)  # as the loader numbers the visitors of the sessions it writes
     filled_s = time.monotonic() - t2
     return store, {
         "real_sessions_loaded_s": round(loaded_s, 1),

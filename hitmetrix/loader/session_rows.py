@@ -17,12 +17,23 @@ import time
 from collections.abc import Callable, Iterable
 
 from hitmetrix.store.clickhouse import EventStore
-from hitmetrix.store.system_queries import LOG_SESSION_STARTS, MAX_SESSION_VERSION, WRITE_SESSIONS
+from hitmetrix.store.system_queries import (
+    ADD_VISITORS,
+    LOG_SESSION_STARTS,
+    MAX_SESSION_VERSION,
+    SESSION_VISITORS,
+    TOP_VISITOR_NUMBERS,
+    VISITOR_NUMBERS,
+    WRITE_SESSIONS,
+)
 
 SessionKey = tuple[int, str]
 _MAX_UINT32 = 2**32 - 1
 # Sessions per refresh statement: bounds the JSON parameter and the IN set.
 REFRESH_CHUNK = 5000
+# Visitors are numbered by one refresh at a time in this process (and chDB allows one process per data directory):
+# no number is given to two visitors. A ClickHouse server shared by several loaders would need one per project.
+_NUMBERING = threading.Lock()
 
 
 def session_key(project_id: int, session_id: str) -> SessionKey:
@@ -46,7 +57,49 @@ class SessionRows:
             # escapes, and ASCII-only JSON has no other character to escape.
             params = {"keys": json.dumps(chunk, ensure_ascii=True).replace("\\", "\\\\")}
             self.store.execute(LOG_SESSION_STARTS, params)
-            self.store.execute(WRITE_SESSIONS, {**params, "version": self._next_version()})
+            visitor_keys, visitor_nums = self._visitor_numbers(params)
+            self.store.execute(
+                WRITE_SESSIONS,
+                {**params, "version": self._next_version(), "visitor_keys": visitor_keys, "visitor_nums": visitor_nums},
+            )
+
+    def _visitor_numbers(self, params: dict[str, str]) -> tuple[list[int], list[int]]:
+        """The visitor key and number of every visitor of these sessions; a visitor seen for the first time
+        gets the next number of its project, stored before any row carries it (a crash after that finds it)."""
+        visitors = self.store.query(SESSION_VISITORS, params)
+        if not visitors:
+            return [], []
+        projects = sorted({int(row["project_id"]) for row in visitors})
+        pairs = {"projects": projects, "visitors": sorted({int(row["visitor"]) for row in visitors})}
+        with _NUMBERING:
+            numbers = {
+                (int(row["project_id"]), int(row["visitor"])): int(row["num"])
+                for row in self.store.query(VISITOR_NUMBERS, pairs)
+            }
+            new = sorted(
+                (int(row["project_id"]), int(row["first_ms"]), int(row["visitor"]))
+                for row in visitors
+                if (int(row["project_id"]), int(row["visitor"])) not in numbers
+            )
+            if new:
+                tops = {
+                    int(row["project_id"]): int(row["top"])
+                    for row in self.store.query(TOP_VISITOR_NUMBERS, {"projects": projects})
+                }
+                for project, _, visitor in new:
+                    tops[project] = numbers[(project, visitor)] = tops.get(project, 0) + 1
+                self.store.execute(
+                    ADD_VISITORS,
+                    {
+                        "projects": [project for project, _, _ in new],
+                        "visitors": [visitor for _, _, visitor in new],
+                        "nums": [numbers[(project, visitor)] for project, _, visitor in new],
+                    },
+                )
+        return (
+            [int(row["key"]) for row in visitors],
+            [numbers[(int(row["project_id"]), int(row["visitor"]))] for row in visitors],
+        )
 
     def _next_version(self) -> int:
         """Above every version written before, even by an earlier process whose clock ran ahead."""

@@ -32,9 +32,11 @@ from hitmetrix.store.schema import (
     SESSION_ANALYTICS_COLUMNS,
     SESSION_FRUSTRATION_COLUMNS,
     SESSION_FRUSTRATION_MATERIALIZED,
+    SESSION_LOW_CARDINALITY_V10,
     SESSION_OVERVIEW_MATERIALIZED,
     SESSION_STEP_COLUMNS,
     SESSION_STEP_KEY_MATERIALIZED,
+    SESSION_VISITOR_NUMBER,
 )
 
 log = logging.getLogger(__name__)
@@ -284,13 +286,15 @@ def session_insert_columns(aggregates: Aggregates = ALL_SESSION_AGGREGATES) -> s
 SESSION_INSERT_COLUMNS = session_insert_columns()
 
 
-def session_rows_select(where: str, version: str, aggregates: Aggregates = ALL_SESSION_AGGREGATES) -> str:
-    """SELECT of sessions rows (in ``session_insert_columns(aggregates)`` order, then version, is_deleted)
-    aggregated from every session_segments row of the sessions ``where`` picks."""
+def session_rows_select(
+    where: str, version: str, aggregates: Aggregates = ALL_SESSION_AGGREGATES, after: tuple[str, ...] = ()
+) -> str:
+    """SELECT of sessions rows (in ``session_insert_columns(aggregates)`` order, then version, is_deleted, then
+    the expressions ``after``) aggregated from every session_segments row of the sessions ``where`` picks."""
     expressions = ",\n       ".join(expression for _, expression in aggregates)
     return f"""SELECT project_id, session_id,
        {expressions},
-       {version}, 0
+       {", ".join((version, "0", *after))}
 FROM {DATABASE}.session_segments FINAL
 WHERE {where}
 GROUP BY project_id, session_id"""
@@ -470,6 +474,58 @@ def _materialize(columns: Columns) -> Callable[[Run, Engines], None]:
     return data
 
 
+# --- step 10: visitor numbers -----------------------------------------------------------------------------------
+
+VISITOR_NUMBERS_FILL = f"{DATABASE}.visitor_numbers_fill"
+
+
+def _visitors(e: Engines) -> list[str]:
+    return [
+        # (project, visitor hash) -> the visitor's number. Written only by whoever writes sessions rows (the
+        # loader, this step): one writer numbers a project's visitors at a time, so no number is given twice.
+        # Small granules: the loader looks up the few visitors of one load among millions.
+        f"""CREATE TABLE IF NOT EXISTS {DATABASE}.visitors{e.cluster} (
+    project_id UInt32,
+    visitor UInt64,
+    num UInt32
+) ENGINE = {e.replacing()}
+ORDER BY (project_id, visitor)
+SETTINGS index_granularity = 1024""",
+        *_add_columns(sessions=SESSION_VISITOR_NUMBER)(e),
+    ]
+
+
+def number_visitors(run: Run, e: Engines = Engines()) -> None:
+    """A number for each visitor of the stored sessions that has none yet (per project, after the highest given,
+    in the order of their first session), then ``visitor_num`` of every sessions row without one: what the loader
+    does for the sessions of each load, for all stored sessions at once (step 10, and data written in bulk)."""
+    run(f"""INSERT INTO {DATABASE}.visitors (project_id, visitor, num)
+SELECT n.project_id, n.visitor,
+       toUInt32(t.top + row_number() OVER (PARTITION BY n.project_id ORDER BY n.first, n.visitor))
+FROM (SELECT project_id, visitor, min(started_at) AS first FROM {DATABASE}.sessions FINAL
+      WHERE is_deleted = 0 AND (project_id, visitor) NOT IN (SELECT project_id, visitor FROM {DATABASE}.visitors)
+      GROUP BY project_id, visitor) AS n
+LEFT JOIN (SELECT project_id, max(num) AS top FROM {DATABASE}.visitors GROUP BY project_id) AS t
+  ON n.project_id = t.project_id""")
+    # An UPDATE reads other tables only through a dictionary or a Join table: one made for it, and dropped.
+    run(f"DROP TABLE IF EXISTS {VISITOR_NUMBERS_FILL}{e.cluster} SYNC")
+    run(f"CREATE TABLE {VISITOR_NUMBERS_FILL}{e.cluster} ENGINE = Join(ANY, LEFT, project_id, visitor)"
+        f" AS SELECT project_id, visitor, num FROM {DATABASE}.visitors")
+    run(f"ALTER TABLE {DATABASE}.sessions{e.cluster}"
+        f" UPDATE visitor_num = joinGet('{VISITOR_NUMBERS_FILL}', 'num', project_id, visitor)"
+        " WHERE visitor_num = 0 AND is_deleted = 0"
+        " SETTINGS mutations_sync = 2, allow_nondeterministic_mutations = 1")
+    run(f"DROP TABLE IF EXISTS {VISITOR_NUMBERS_FILL}{e.cluster} SYNC")
+
+
+def _number_visitors_and_pages(run: Run, e: Engines) -> None:
+    """Step 10's data: the stored sessions' visitor numbers, and their pages as LowCardinality (type changes:
+    ClickHouse converts the stored values, waited for). No row is added."""
+    number_visitors(run, e)
+    changes = ", ".join(f"MODIFY COLUMN {name} {ch_type}" for name, ch_type in SESSION_LOW_CARDINALITY_V10)
+    run(f"ALTER TABLE {DATABASE}.sessions{e.cluster} {changes} SETTINGS mutations_sync = 2")
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "baseline: events, recordings, session_segments, loaded_segments", _baseline),
     Step(2, "seen_batches: exactly once per client batch id", _seen_batches),
@@ -488,6 +544,9 @@ STEPS: tuple[Step, ...] = (
          _add_columns(sessions=SESSION_STEP_KEY_MATERIALIZED), _materialize(SESSION_STEP_KEY_MATERIALIZED)),
     Step(9, "overview keys: each session's visitor hash, and its pages with their view counts",
          _add_columns(sessions=SESSION_OVERVIEW_MATERIALIZED), _materialize(SESSION_OVERVIEW_MATERIALIZED)),
+    Step(10, "visitor numbers: a small number per visitor on each session row (bitmaps count them); pages as"
+         " LowCardinality",
+         _visitors, _number_visitors_and_pages),
 )
 assert [step.version for step in STEPS] == list(range(1, len(STEPS) + 1)), "steps are numbered 1, 2, 3, …"
 assert MAX_SESSION_URLS > 0

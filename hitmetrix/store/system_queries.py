@@ -14,7 +14,7 @@ from hitmetrix.store.ch_migrations import (
     segment_summary_select,
     session_rows_select,
 )
-from hitmetrix.store.schema import DATABASE
+from hitmetrix.store.schema import DATABASE, SEGMENT_VISITOR, SESSION_ANALYTICS_COLUMNS, VISITOR_KEY
 from hitmetrix.store.tenancy import SYSTEM_QUERY
 
 # Which of these segments the loader's ledger lists as stored.
@@ -52,13 +52,20 @@ LOG_SESSION_STARTS = SYSTEM_QUERY(f"""INSERT INTO {DATABASE}.session_starts (pro
 SELECT project_id, session_id, min(first_ts) FROM {DATABASE}.session_segments FINAL
 WHERE {_TOUCHED}
 GROUP BY project_id, session_id""")
+# The session's visitor number: looked up by its visitor key in the refresh's map ({visitor_keys} -> {visitor_nums},
+# made by (3) below), 0 for a visitor that has none.
+_ANONYMOUS_ID = next(expression for name, _, expression, _ in SESSION_ANALYTICS_COLUMNS if name == "anonymous_id")
+_VISITOR_NUM = (
+    "transform(" + VISITOR_KEY.format(visitor=f"cityHash64({_ANONYMOUS_ID})")
+    + ", {visitor_keys:Array(UInt64)}, {visitor_nums:Array(UInt32)}, toUInt32(0))"
+)
 WRITE_SESSIONS = SYSTEM_QUERY(
-    f"INSERT INTO {DATABASE}.sessions ({SESSION_INSERT_COLUMNS}, version, is_deleted)\n"
-    + session_rows_select(_TOUCHED, "{version:UInt64}")
+    f"INSERT INTO {DATABASE}.sessions ({SESSION_INSERT_COLUMNS}, version, is_deleted, visitor_num)\n"
+    + session_rows_select(_TOUCHED, "{version:UInt64}", after=(_VISITOR_NUM,))
     + f"""
 UNION ALL
 SELECT project_id, session_id, started_at, started_at, 0, 0, 0, 0, 0, '', '', '', '', '', '', [],
-       {_TOMBSTONE_ANALYTICS}, {{version:UInt64}}, 1
+       {_TOMBSTONE_ANALYTICS}, {{version:UInt64}}, 1, 0
 FROM {DATABASE}.session_starts
 WHERE {_TOUCHED}
   AND (project_id, session_id, started_at) NOT IN (
@@ -74,3 +81,22 @@ SEEN_BATCH_OWNERS = SYSTEM_QUERY(f"""SELECT project_id, session_id, batch_id, se
 FROM {DATABASE}.seen_batches
 WHERE (project_id, session_id, batch_id) IN (
     SELECT arrayJoin(JSONExtract({{keys:String}}, 'Array(Tuple(UInt32, String, String))')))""")
+
+# (3) Before writing the rows: every visitor of the touched sessions (each anonymous id their segments carry, so
+# whichever the row picks is among them) with its key and first time, ...
+SESSION_VISITORS = SYSTEM_QUERY(f"""SELECT project_id, {SEGMENT_VISITOR} AS visitor,
+       {VISITOR_KEY.format(visitor=SEGMENT_VISITOR)} AS key, toUnixTimestamp64Milli(min(first_ts)) AS first_ms
+FROM {DATABASE}.session_segments FINAL
+WHERE {_TOUCHED}
+GROUP BY project_id, visitor, key""")
+# ... the numbers of those that have one (rows of other pairs of these projects and visitors are ignored) ...
+VISITOR_NUMBERS = SYSTEM_QUERY(f"""SELECT project_id, visitor, num FROM {DATABASE}.visitors
+WHERE project_id IN {{projects:Array(UInt32)}} AND visitor IN {{visitors:Array(UInt64)}}""")
+# ... the highest number each of these projects has given ...
+TOP_VISITOR_NUMBERS = SYSTEM_QUERY(f"""SELECT project_id, max(num) AS top FROM {DATABASE}.visitors
+WHERE project_id IN {{projects:Array(UInt32)}} GROUP BY project_id""")
+# ... and the new ones, stored before any row carries them.
+ADD_VISITORS = SYSTEM_QUERY(f"""INSERT INTO {DATABASE}.visitors (project_id, visitor, num)
+SELECT tupleElement(v, 1), tupleElement(v, 2), tupleElement(v, 3)
+FROM (SELECT arrayJoin(arrayZip({{projects:Array(UInt32)}}, {{visitors:Array(UInt64)}},
+                                {{nums:Array(UInt32)}})) AS v)""")

@@ -1,9 +1,9 @@
 SELECT multiIf(grouping(entry_path) = 0, 'entry_pages', grouping(exit_path) = 0, 'exit_pages', grouping(referrer_domain) = 0, 'referrers', grouping(utm_source) = 0, 'utm_sources', grouping(utm_medium) = 0, 'utm_mediums', grouping(utm_campaign) = 0, 'utm_campaigns', grouping(country) = 0, 'countries', grouping(browser) = 0, 'browsers', grouping(os) = 0, 'oses', grouping(device_type) = 0, 'devices', '') AS kind,
        multiIf(grouping(entry_path) = 0, toString(entry_path), grouping(exit_path) = 0, toString(exit_path), grouping(referrer_domain) = 0, toString(referrer_domain), grouping(utm_source) = 0, toString(utm_source), grouping(utm_medium) = 0, toString(utm_medium), grouping(utm_campaign) = 0, toString(utm_campaign), grouping(country) = 0, toString(country), grouping(browser) = 0, toString(browser), grouping(os) = 0, toString(os), grouping(device_type) = 0, toString(device_type), '') AS value,
-       uniqExact(visitor) AS visitors,
+       groupBitmap(visitor_num) AS visitors,
        count() AS session_count
 FROM (
-SELECT visitor,
+SELECT visitor_num,
        entry_path,
        exit_path,
        referrer_domain,

@@ -1,8 +1,8 @@
 SELECT value,
-       uniqExact(visitor) AS visitors,
+       groupBitmap(visitor_num) AS visitors,
        sum(views) AS pageview_sum
 FROM (
-SELECT visitor,
+SELECT visitor_num,
        page_names,
        page_counts
 FROM hitmetrix.sessions FINAL

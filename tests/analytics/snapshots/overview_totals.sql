@@ -1,7 +1,7 @@
 SELECT started_at >= fromUnixTimestamp64Milli({p14:Int64}, 'UTC') AS in_range,
        toString(toDate(started_at, {p15:String})) AS bucket,
        grouping(bucket) AS is_total,
-       uniqExact(visitor) AS visitors,
+       groupBitmap(visitor_num) AS visitors,
        count() AS sessions,
        sum(pageviews) AS pageview_sum,
        countIf(pageviews = 1) AS bounces,
