@@ -7,6 +7,8 @@ duration. Rows are versioned: a newer version replaces an older one, and a
 start that moved (a late segment with earlier events) leaves a tombstone
 under the old start. Run after a segment's summaries are in and before its
 ledger row: a crash in between reloads the segment, which refreshes again.
+Each row carries its visitor's number (schema step 10): a visitor seen for the
+first time is numbered, and the number stored, before the row is written.
 """
 
 from __future__ import annotations

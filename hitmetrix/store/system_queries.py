@@ -47,13 +47,14 @@ _TOUCHED = "(project_id, session_id) IN (SELECT arrayJoin(JSONExtract({keys:Stri
 _TOMBSTONE_ANALYTICS = ", ".join(SESSION_TOMBSTONE_VALUES)
 
 # Refreshing the touched sessions' rows, in this order: (1) log each one's start (the key its row is
-# written under), (2) write its row from all its segments, and a tombstone under every start it had before.
+# written under), (2) number their visitors (the statements at the end of this module), (3) write each row from
+# all its segments, and a tombstone under every start it had before.
 LOG_SESSION_STARTS = SYSTEM_QUERY(f"""INSERT INTO {DATABASE}.session_starts (project_id, session_id, started_at)
 SELECT project_id, session_id, min(first_ts) FROM {DATABASE}.session_segments FINAL
 WHERE {_TOUCHED}
 GROUP BY project_id, session_id""")
-# The session's visitor number: looked up by its visitor key in the refresh's map ({visitor_keys} -> {visitor_nums},
-# made by (3) below), 0 for a visitor that has none.
+# The session's visitor number: looked up by its visitor key in the map step (2) made ({visitor_keys} ->
+# {visitor_nums}), 0 for a visitor that has none.
 _ANONYMOUS_ID = next(expression for name, _, expression, _ in SESSION_ANALYTICS_COLUMNS if name == "anonymous_id")
 _VISITOR_NUM = (
     "transform(" + VISITOR_KEY.format(visitor=f"cityHash64({_ANONYMOUS_ID})")
@@ -82,7 +83,7 @@ FROM {DATABASE}.seen_batches
 WHERE (project_id, session_id, batch_id) IN (
     SELECT arrayJoin(JSONExtract({{keys:String}}, 'Array(Tuple(UInt32, String, String))')))""")
 
-# (3) Before writing the rows: every visitor of the touched sessions (each anonymous id their segments carry, so
+# (2) Numbering the visitors: every visitor of the touched sessions (each anonymous id their segments carry, so
 # whichever the row picks is among them) with its key and first time, ...
 SESSION_VISITORS = SYSTEM_QUERY(f"""SELECT project_id, {SEGMENT_VISITOR} AS visitor,
        {VISITOR_KEY.format(visitor=SEGMENT_VISITOR)} AS key, toUnixTimestamp64Milli(min(first_ts)) AS first_ms
