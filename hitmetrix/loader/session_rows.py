@@ -14,6 +14,7 @@ first time is numbered, and the number stored, before the row is written.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +29,8 @@ from hitmetrix.store.system_queries import (
     VISITOR_NUMBERS,
     WRITE_SESSIONS,
 )
+
+log = logging.getLogger(__name__)
 
 SessionKey = tuple[int, str]
 _MAX_UINT32 = 2**32 - 1
@@ -88,16 +91,26 @@ class SessionRows:
                     int(row["project_id"]): int(row["top"])
                     for row in self.store.query(TOP_VISITOR_NUMBERS, {"projects": projects})
                 }
+                stored = []
                 for project, _, visitor in new:
-                    tops[project] = numbers[(project, visitor)] = tops.get(project, 0) + 1
-                self.store.execute(
-                    ADD_VISITORS,
-                    {
-                        "projects": [project for project, _, _ in new],
-                        "visitors": [visitor for _, _, visitor in new],
-                        "nums": [numbers[(project, visitor)] for project, _, visitor in new],
-                    },
-                )
+                    num = tops.get(project, 0) + 1
+                    if num > _MAX_UINT32:  # 4 billion ids in one project: the rest stay unnumbered (0), not stuck
+                        numbers[(project, visitor)] = 0
+                        continue
+                    tops[project] = numbers[(project, visitor)] = num
+                    stored.append((project, visitor, num))
+                if len(stored) < len(new):
+                    log.warning("%d visitors left without a number: their project used every number",
+                                len(new) - len(stored))
+                if stored:
+                    self.store.execute(
+                        ADD_VISITORS,
+                        {
+                            "projects": [project for project, _, _ in stored],
+                            "visitors": [visitor for _, visitor, _ in stored],
+                            "nums": [num for _, _, num in stored],
+                        },
+                    )
         return (
             [int(row["key"]) for row in visitors],
             [numbers[(int(row["project_id"]), int(row["visitor"]))] for row in visitors],

@@ -15,6 +15,7 @@ from hitmetrix.analytics.overview import OverviewQuery, overview
 from hitmetrix.loader import LoadError
 from hitmetrix.loader.session_rows import SessionRows
 from hitmetrix.model import StoredBatch
+from hitmetrix.store.tenancy import SYSTEM_QUERY
 from tests.loader.helpers import NOW_MS, World, make_batch
 from tests.loader.test_session_rows import FailingRefresh
 
@@ -174,3 +175,15 @@ def test_a_session_whose_earliest_batch_came_late_carries_the_number_of_the_visi
     jo = numbers(world, 9)
     assert jo["sess-jo-01"] == jo["sess-jo-02"] != 0
     assert overview(world.store, 9, AROUND_NOW)["totals"]["visitors"] == 1
+
+
+def test_a_project_that_used_every_number_still_loads_and_leaves_new_visitors_unnumbered(world: World) -> None:
+    # A project whose ids (hostile or not) have taken all 2^32 - 1 numbers: loading must not stop for it, nor for
+    # another project in the same segment.
+    world.store.execute(SYSTEM_QUERY("INSERT INTO hitmetrix.visitors VALUES (5, 1, 4294967295)"))
+    loader = world.loader()
+    world.segment(visit(5, "anon-late", "sess-late-01", minutes_ago=20), visit(6, "anon-ok", "sess-ok-01", 10))
+    assert loader.load_once() == 1
+    assert numbers(world, 5) == {"sess-late-01": 0}
+    assert numbers(world, 6) == {"sess-ok-01": 1}
+    assert overview(world.store, 6, AROUND_NOW)["totals"]["sessions"] == 1  # type: ignore[arg-type]
