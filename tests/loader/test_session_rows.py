@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from hitmetrix.analytics.sessions import SessionFilters, list_sessions
 from hitmetrix.loader import LoadError
 from hitmetrix.loader.session_rows import SessionRows
+from hitmetrix.store.schema import MAX_SESSION_FRUSTRATION_ITEMS
 from hitmetrix.store.system_queries import WRITE_SESSIONS
 from hitmetrix.store.tenancy import SYSTEM_QUERY, SystemQuery
 from tests.loader.helpers import NOW_MS, World, make_batch
@@ -88,3 +90,26 @@ def test_row_versions_rise_even_when_the_clock_goes_back(world: World) -> None:
     )
     versions = [int(row["version"]) for row in rows]
     assert len(versions) == 3 and versions == sorted(set(versions))
+
+
+def test_a_session_kept_alive_past_the_item_bound_reads_its_signals_from_its_first_items(world: World) -> None:
+    # A bot's session loaded over three segments with ~6,000 clicks: its signals come from its first
+    # MAX_SESSION_FRUSTRATION_ITEMS items, so a refresh of its row costs the same however long it lives.
+    per_segment = 1990
+    assert 2 * per_segment < MAX_SESSION_FRUSTRATION_ITEMS < 3 * per_segment
+
+    def clicks(first: int, rage_at: int | None) -> Any:
+        batch = make_batch(n_events=per_segment, session_id="sess-bot-0001", project_id=4)
+        events = [
+            msgspec.structs.replace(e, ts=NOW_MS - 600_000 + (first + i) * 50, x=(first + i) % 1000,
+                                    props='{"rage":1}' if i == rage_at else "")
+            for i, e in enumerate(batch.events)
+        ]
+        return msgspec.structs.replace(batch, events=events)
+
+    loader = world.loader()
+    for part, rage_at in ((0, 5), (1, None), (2, per_segment - 1)):  # a rage click early, and one at the very end
+        world.segment(clicks(part * per_segment, rage_at))
+        assert loader.load_once() == 1
+    row = world.one("SELECT (clicks, rage_clicks) FROM hitmetrix.sessions FINAL WHERE session_id = 'sess-bot-0001'")
+    assert tuple(row) == (3 * per_segment, 1), "every click counted; only the rage click among the first items"
