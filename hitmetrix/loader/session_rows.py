@@ -94,7 +94,7 @@ class SessionRows:
                 stored = []
                 for project, _, visitor in new:
                     num = tops.get(project, 0) + 1
-                    if num > _MAX_UINT32:  # 4 billion ids in one project: the rest stay unnumbered (0), not stuck
+                    if num > _MAX_UINT32:  # past UInt32 it would wrap to numbers real visitors hold: leave 0
                         numbers[(project, visitor)] = 0
                         continue
                     tops[project] = numbers[(project, visitor)] = num

@@ -177,13 +177,22 @@ def test_a_session_whose_earliest_batch_came_late_carries_the_number_of_the_visi
     assert overview(world.store, 9, AROUND_NOW)["totals"]["visitors"] == 1
 
 
-def test_a_project_that_used_every_number_still_loads_and_leaves_new_visitors_unnumbered(world: World) -> None:
-    # A project whose ids (hostile or not) have taken all 2^32 - 1 numbers: loading must not stop for it, nor for
-    # another project in the same segment.
-    world.store.execute(SYSTEM_QUERY("INSERT INTO hitmetrix.visitors VALUES (5, 1, 4294967295)"))
+def test_a_project_that_used_every_number_leaves_new_visitors_unnumbered_and_never_reuses_one(world: World) -> None:
+    # A project whose ids (hostile or not) have taken every number up to 2^32 - 1 (the highest faked here): its
+    # new visitors stay unnumbered (0) rather than wrapping round to numbers real visitors hold, and loading goes on
+    # for it and for another project in the same segment.
     loader = world.loader()
-    world.segment(visit(5, "anon-late", "sess-late-01", minutes_ago=20), visit(6, "anon-ok", "sess-ok-01", 10))
+    world.segment(visit(5, "anon-first", "sess-first-01", minutes_ago=60))
     assert loader.load_once() == 1
-    assert numbers(world, 5) == {"sess-late-01": 0}
+    assert numbers(world, 5) == {"sess-first-01": 1}
+    world.store.execute(SYSTEM_QUERY("INSERT INTO hitmetrix.visitors VALUES (5, 1, 4294967295)"))
+    world.segment(
+        visit(5, "anon-late-1", "sess-late-01", minutes_ago=20),
+        visit(5, "anon-late-2", "sess-late-02", minutes_ago=15),
+        visit(6, "anon-ok", "sess-ok-01", 10),
+    )
+    assert loader.load_once() == 1
+    assert numbers(world, 5) == {"sess-first-01": 1, "sess-late-01": 0, "sess-late-02": 0}
+    assert given(world, 5) == [1, 4294967295], "no number stored twice or past the last"
     assert numbers(world, 6) == {"sess-ok-01": 1}
     assert overview(world.store, 6, AROUND_NOW)["totals"]["sessions"] == 1  # type: ignore[arg-type]
